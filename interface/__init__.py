@@ -1,0 +1,1 @@
+"""The faces of ButterflyFX: machine (API models and a Python client), human (CLI), AI."""

@@ -1,0 +1,1 @@
+"""The built-in plugins, one package each; a plugin never imports another plugin."""

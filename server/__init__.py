@@ -1,0 +1,1 @@
+"""The process: the ``butterflyfx`` command, config loading and the Hypercorn launch."""
