@@ -29,6 +29,9 @@ class Limits:
     # Everything comprehensions keep (characters of strings, items of sequences),
     # summed over one invocation: bounds the memory a loop can hold on to.
     max_retained_units: int = 10_000_000
+    # Characters and items that sorted/min/max may compare in one invocation: comparing
+    # long strings is where a short expression can hide seconds of work.
+    max_comparison_units: int = 20_000_000
     max_seconds: float = 0.5
     clock: Callable[[], float] = field(default=time.perf_counter, compare=False, repr=False)
 

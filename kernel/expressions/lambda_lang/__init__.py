@@ -11,7 +11,7 @@ from ..limits import Limits
 from .canonical import canonical_text
 from .checker import CheckedLambda, parse_lambda
 from .codegen import build_function
-from .runtime import Budget
+from .runtime import BUDGETED_FUNCTIONS, Budget
 
 
 class LambdaLanguage:
@@ -27,7 +27,8 @@ class LambdaLanguage:
         canonical = canonical_text(checked.tree)
         function = build_function(checked, limits)
         entry: Any
-        if checked.has_comprehension:
+        # loops and the functions that consume sequences run against a per-call budget
+        if checked.has_comprehension or checked.functions & BUDGETED_FUNCTIONS:
 
             def entry(parameters: dict[str, Any]) -> Any:
                 return function(parameters, Budget(limits))

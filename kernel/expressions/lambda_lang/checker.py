@@ -210,14 +210,25 @@ class _Checker:
         elif isinstance(node, ast.List | ast.Tuple | ast.Set):
             for item in node.elts:
                 self.check_literal(item)
+                if isinstance(node, ast.Set):
+                    self.check_hashable(item)
         elif isinstance(node, ast.Dict):
             for key, value in zip(node.keys, node.values, strict=True):
                 if key is None:
                     raise self.reject("dict unpacking (**) is not allowed", value)
                 self.check_literal(key)
+                self.check_hashable(key)
                 self.check_literal(value)
         else:
             raise self.reject("a default must be a literal value", node)
+
+    def check_hashable(self, node: ast.expr) -> None:
+        """Set items and dict keys in a default must be hashable: no lists, dicts or sets."""
+        if isinstance(node, ast.List | ast.Dict | ast.Set):
+            raise self.reject("a set item or dict key in a default cannot be a container", node)
+        if isinstance(node, ast.Tuple):
+            for item in node.elts:
+                self.check_hashable(item)
 
     def check_constant(self, node: ast.Constant) -> None:
         if type(node.value) not in (int, float, str, bool, type(None)):

@@ -23,13 +23,28 @@ _SIZED = (str, list, tuple, set, frozenset, dict, range)
 class Budget:
     """What one invocation may still spend: loop iterations, retained values, time."""
 
-    __slots__ = ("limits", "iterations", "retained", "deadline")
+    __slots__ = ("limits", "iterations", "retained", "compared", "deadline")
 
     def __init__(self, limits: Limits) -> None:
         self.limits = limits
         self.iterations = 0
         self.retained = 0
+        self.compared = 0
         self.deadline = limits.clock() + limits.max_seconds
+
+    def compare(self, units: int, what: str) -> None:
+        """Charge the comparisons a sort or a min/max is about to make."""
+        self.compared += units
+        if self.compared > self.limits.max_comparison_units:
+            raise EvaluationLimitExceeded(
+                "max_comparison_units",
+                self.limits.max_comparison_units,
+                f"{what} would compare too much data",
+            )
+        if self.limits.clock() > self.deadline:
+            raise EvaluationLimitExceeded(
+                "max_seconds", self.limits.max_seconds, "the evaluation took too long"
+            )
 
     def step(self, count: int = 1) -> None:
         self.iterations += count
@@ -250,14 +265,29 @@ def build_namespace(limits: Limits) -> dict[str, Any]:
             raise EvaluationError("TypeError", "sum() adds numbers only")
         return guards.check_int(total, "sum()")
 
+    def _charge(budget: Budget | None, items: list[Any], rounds: int, what: str) -> None:
+        units = len(items) * rounds * comparison_size(items, limits.max_comparison_units)
+        if budget is not None:
+            budget.compare(units, what)
+        elif units > limits.max_comparison_units:
+            raise EvaluationLimitExceeded(
+                "max_comparison_units", limits.max_comparison_units,
+                f"{what} would compare too much data",
+            )  # fmt: skip
+
     def _min(budget: Budget | None, *args: Any, **kwargs: Any) -> Any:
-        return min(_items(budget, args, "min()"), **kwargs)
+        items = _items(budget, args, "min()")
+        _charge(budget, items, 1, "min()")
+        return min(items, **kwargs)
 
     def _max(budget: Budget | None, *args: Any, **kwargs: Any) -> Any:
-        return max(_items(budget, args, "max()"), **kwargs)
+        items = _items(budget, args, "max()")
+        _charge(budget, items, 1, "max()")
+        return max(items, **kwargs)
 
     def _sorted(budget: Budget | None, iterable: Any, reverse: bool = False) -> list[Any]:
         items = guards.check_weight(guards.bounded_list(budget, iterable, "sorted()"), "sorted()")
+        _charge(budget, items, max(1, len(items).bit_length()), "sorted()")
         return sorted(items, reverse=bool(reverse))
 
     def _all(budget: Budget | None, iterable: Any) -> bool:
@@ -292,7 +322,7 @@ def build_namespace(limits: Limits) -> dict[str, Any]:
         if ndigits is None:
             return round(value)
         if (
-            type(value) is int
+            type(value) in (int, bool)
             and isinstance(ndigits, int)
             and ndigits < -(guards.max_bits // 3 + 2)
         ):
@@ -410,3 +440,27 @@ def weight(value: Any, ceiling: int) -> int:
 
 
 _CONTAINERS = frozenset({list, tuple, set, frozenset, dict})
+
+
+def comparison_size(items: list[Any], ceiling: int) -> int:
+    """The most characters and items one comparison between two of ``items`` can touch."""
+    largest = 1
+    for item in items:
+        kind = type(item)
+        if kind is str:
+            size = len(item)
+        elif kind in _CONTAINERS:
+            size = 0
+            stack: list[Any] = [item]
+            while stack and size <= ceiling:
+                value = stack.pop()
+                if type(value) is str:
+                    size += len(value)
+                elif type(value) in _CONTAINERS:
+                    size += len(value)
+                    stack.extend(value.values() if type(value) is dict else value)
+        else:
+            continue
+        if size > largest:
+            largest = size
+    return largest
