@@ -16,7 +16,8 @@ test: lint pytest
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
-	$(BIN)/mypy --strict kernel
+	mkdir -p .typecheck/butterflyfx && ln -sfn ../../kernel .typecheck/butterflyfx/kernel && ln -sfn ../../core .typecheck/butterflyfx/core
+	MYPYPATH=.typecheck $(BIN)/mypy --strict --explicit-package-bases -p butterflyfx.kernel -p butterflyfx.core
 
 pytest: $(STAMP)
 	$(BIN)/pytest

@@ -1,7 +1,7 @@
 """Divide a substrate into its nine dimensions, and multiply them back to the unity.
 
 Level  Name       What it holds
-0      Void       potential: the 256-bit fingerprint the identity is cut from
+0      Void       potential: a 256-bit BLAKE2b fingerprint of the canonical expression
 1      Identity   who: substrate_id and identity
 1      Domain     what type: the expression type
 2      Length     attributes: parameters, the names it reads, metadata keys
@@ -28,7 +28,7 @@ from .expressions import (
     compile_expression,
 )
 from .identity import fingerprint_from_canonical, format_id
-from .json_values import JSONValue
+from .json_values import JSONValue, to_json_value
 from .relationship import Relationship
 from .substrate import Substrate, format_timestamp, parse_timestamp
 
@@ -121,7 +121,11 @@ def divide(
         "Domain": {"expression_type": substrate.expression_type},
         "Length": {
             "parameters": [
-                {"name": p.name, "required": p.required, "default": p.default}
+                {
+                    "name": p.name,
+                    "required": p.required,
+                    "default": to_json_value(p.default, limits.max_result_values, 4 * 4096),
+                }
                 for p in info.parameters
             ],
             "reads": [*info.reads],

@@ -4,7 +4,7 @@ Treatment (documented in docs/kernel.md):
 - NaN, +infinity and -infinity become the strings ``"NaN"``, ``"Infinity"`` and
   ``"-Infinity"`` (the protobuf JSON mapping's spelling), never bare tokens that
   strict JSON parsers refuse.
-- tuples become lists; sets become lists, sorted when their items are comparable.
+- tuples become lists; sets become sorted lists (mixed types: by type name, then value).
 - dict keys that are ints, floats, bools or None become strings as ``json`` writes them;
   any other key type is an error.
 - anything else (a range, a generator, a complex number) is an ``EvaluationError``.
@@ -88,12 +88,13 @@ def _convert(
     if kind is list or kind is tuple:
         return [_convert(item, counter, max_values, max_bits, depth + 1) for item in value]
     if kind is set or kind is frozenset:
-        items = list(value)
+        items = [_convert(item, counter, max_values, max_bits, depth + 1) for item in value]
         try:
             items.sort()
         except TypeError:
-            pass  # incomparable items keep the set's own order
-        return [_convert(item, counter, max_values, max_bits, depth + 1) for item in items]
+            # mixed types: order by type, then value, never by the process's hash seed
+            items.sort(key=lambda item: (type(item).__name__, repr(item)))
+        return items
     if kind is dict:
         return {
             _key(key): _convert(item, counter, max_values, max_bits, depth + 1)

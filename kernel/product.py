@@ -15,7 +15,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from .errors import ExpressionRejected
-from .expressions import DEFAULT_LIMITS, ExpressionLanguage, Limits
+from .expressions import DEFAULT_LIMITS, ExpressionLanguage, Limits, canonical_form
 from .expressions.lambda_lang.checker import CheckedLambda, parse_lambda
 from .json_values import JSONValue
 from .substrate import Substrate
@@ -40,7 +40,8 @@ def compose_product(
             used |= {n.id for n in ast.walk(lam.tree) if isinstance(n, ast.Name)} - bound
             checked.append(lam)
         elif factor.expression_type == "constant":
-            checked.append(json.loads(factor.expression_code))
+            # inline the canonical value, so the factor's key order cannot change the product
+            checked.append(json.loads(canonical_form("constant", factor.expression_code, limits)))
         else:
             raise ExpressionRejected(
                 "a product can be composed of lambda and constant substrates, "
@@ -81,7 +82,22 @@ def _inline(checked: CheckedLambda, kw: str) -> ast.expr:
         raise ExpressionRejected(
             "a factor that mixes named parameters with **kw used as a whole cannot be inlined"
         )
-    return _Inliner(named, checked.varkw, kw).visit(copy.deepcopy(checked.tree.body))  # type: ignore[no-any-return]
+    body: ast.expr = _Inliner(named, checked.varkw, kw).visit(copy.deepcopy(checked.tree.body))
+    read = {n.id for n in ast.walk(checked.tree.body) if isinstance(n, ast.Name)}
+    unread = [p.name for p in checked.parameters if p.required and p.name not in read]
+    if unread:
+        # a required parameter the body never reads must still be demanded, as the factor does
+        demands: list[ast.expr] = [
+            ast.Subscript(value=ast.Name(id=kw, ctx=ast.Load()), slice=ast.Constant(name),
+                          ctx=ast.Load())
+            for name in unread
+        ]  # fmt: skip
+        body = ast.Subscript(
+            value=ast.Tuple(elts=[*demands, body], ctx=ast.Load()),
+            slice=ast.UnaryOp(op=ast.USub(), operand=ast.Constant(1)),
+            ctx=ast.Load(),
+        )
+    return body
 
 
 class _Inliner(ast.NodeTransformer):

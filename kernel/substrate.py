@@ -17,7 +17,9 @@ def format_timestamp(moment: datetime | None) -> str | None:
         return None
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    moment = moment.astimezone(UTC)
+    # not strftime: %Y does not pad years before 1000, which fromisoformat then refuses
+    return f"{moment.year:04d}-{moment:%m-%dT%H:%M:%S}Z"
 
 
 def parse_timestamp(text: str | None) -> datetime | None:

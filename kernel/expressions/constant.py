@@ -5,8 +5,9 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from ..errors import ExpressionRejected
+from ..errors import EvaluationLimitExceeded, ExpressionRejected
 from ..identity import identity_from_canonical
+from ..json_values import to_json_value
 from .compiled import CompiledExpression, ExpressionInfo
 from .limits import Limits
 
@@ -35,6 +36,10 @@ class ConstantLanguage:
             ) from None
         except (ValueError, RecursionError) as error:
             raise ExpressionRejected(f"invalid JSON: {error}") from None
+        try:
+            to_json_value(value, limits.max_result_values, limits.max_int_bits)
+        except EvaluationLimitExceeded as error:
+            raise ExpressionRejected(f"the constant cannot be a result: {error.detail}") from None
         try:
             return json.dumps(
                 value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
