@@ -100,3 +100,40 @@ def test_nothing_in_the_kernel_calls_eval_or_exec():
         and node.func.id in {"eval", "exec", "__import__"}
     ]
     assert calls == []
+
+
+def test_core_never_imports_quart_a_driver_or_an_upper_layer():
+    forbidden = {"quart", "quart_schema", "hypercorn", "aiosqlite", "sqlite3", "asyncpg", "redis"}
+    offenders = [
+        f"{path.relative_to(ROOT)}: {module}"
+        for path, module, level in _imports(ROOT / "core")
+        if (level == 0 and module.split(".")[0] in forbidden)
+        or module.startswith(("butterflyfx.plugins", "butterflyfx.server", "butterflyfx.interface"))
+    ]
+    assert offenders == []
+
+
+def test_plugins_never_import_each_other():
+    offenders = []
+    for package in sorted(p for p in (ROOT / "plugins").iterdir() if (p / "__init__.py").exists()):
+        own = f"butterflyfx.plugins.{package.name}"
+        for path, module, level in _imports(package):
+            if module.startswith("butterflyfx.plugins") and not module.startswith(own):
+                offenders.append(f"{path.relative_to(ROOT)}: {module}")
+            if level > len(path.relative_to(package).parts):  # climbs out of the plugin
+                offenders.append(f"{path.relative_to(ROOT)}: relative import leaves the plugin")
+    assert offenders == []
+
+
+def test_every_package_folder_is_listed_in_pyproject():
+    import tomllib
+
+    setup = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
+    listed = set(setup["packages"])
+    roots = {folder: name for name, folder in setup["package-dir"].items()}
+    found = set()
+    for folder, name in roots.items():
+        for init in (ROOT / folder).rglob("__init__.py"):
+            parts = init.parent.relative_to(ROOT / folder).parts
+            found.add(".".join([name, *parts]))
+    assert found == listed

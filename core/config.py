@@ -1,0 +1,208 @@
+"""One TOML file: ``plugins = [...]``, ``[server]``, then one section per plugin.
+
+Each plugin validates its own section with its pydantic model; unknown keys are errors.
+``BUTTERFLYFX_<SECTION>__<KEY>`` environment variables override file values, with the
+section's dots written as underscores (``BUTTERFLYFX_STORAGE_SQLITE__PATH``).
+"""
+
+from __future__ import annotations
+
+import json
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+ENV_PREFIX = "BUTTERFLYFX_"
+DEFAULT_PLUGINS = ["storage.sqlite", "http"]
+SECRET_WORDS = ("secret", "password", "token", "key", "dsn", "url")
+
+
+class ConfigError(Exception):
+    """A config problem, naming the file, the section and the key."""
+
+    def __init__(self, source: str, section: str | None, key: str | None, message: str) -> None:
+        self.source, self.section, self.key, self.message = source, section, key, message
+        where = source
+        if section:
+            where += f", section [{section}]"
+        if key:
+            where += f", key {key!r}"
+        super().__init__(f"{where}: {message}")
+
+
+class StrictModel(BaseModel):
+    """Base for every config section: unknown keys are errors, values are checked."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ServerSettings(StrictModel):
+    """The ``[server]`` section."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=0, le=65535)
+    workers: int = Field(1, ge=1, le=64)
+    data_dir: Path = Path("butterflyfx-data")
+    max_connections: int = Field(1000, ge=1, description="Hypercorn's listen backlog")
+    timeout: float = Field(5.0, gt=0, description="seconds an idle keep-alive connection lives")
+    graceful_timeout: float = Field(10.0, ge=0)
+    log_level: str = Field("info", pattern="^(debug|info|warning|error|critical)$")
+    max_body_bytes: int = Field(1024 * 1024, ge=1024)
+    compiled_cache_size: int = Field(4096, ge=1)
+    invocation_flush_seconds: float = Field(1.0, gt=0)
+
+
+@dataclass
+class LoadedConfig:
+    """A config file read and merged with the environment, before plugin sections are checked."""
+
+    source: str
+    plugins: list[str]
+    server: ServerSettings
+    raw: dict[str, Any]
+    sections: dict[str, BaseModel] = field(default_factory=dict)
+
+    def section(self, name: str) -> BaseModel | None:
+        return self.sections.get(name)
+
+
+def _env_value(text: str) -> Any:
+    if text[:1] in "[{":
+        try:
+            return json.loads(text)
+        except json.JSONDecodeError:
+            return text
+    return text
+
+
+def _section_path(raw: dict[str, Any], name: str) -> tuple[dict[str, Any], str]:
+    """The table holding section ``name`` (``storage.sqlite`` lives at raw["storage"])."""
+    *parents, last = name.split(".")
+    table = raw
+    for part in parents:
+        child = table.get(part)
+        if not isinstance(child, dict):
+            child = {}
+            table[part] = child
+        table = child
+    return table, last
+
+
+def get_section(raw: dict[str, Any], name: str) -> Any:
+    table, last = _section_path(raw, name)
+    return table.get(last, {})
+
+
+def _apply_environment(
+    raw: dict[str, Any], env: Mapping[str, str], sections: list[str], source: str
+) -> None:
+    by_env_name = {s.upper().replace(".", "_").replace("-", "_"): s for s in sections}
+    for variable, text in env.items():
+        if not variable.startswith(ENV_PREFIX) or "__" not in variable[len(ENV_PREFIX) :]:
+            continue
+        section_part, key = variable[len(ENV_PREFIX) :].split("__", 1)
+        section = by_env_name.get(section_part)
+        if section is None:
+            continue  # variables for plugins not loaded are someone else's
+        table, last = _section_path(raw, section)
+        values = table.setdefault(last, {})
+        if not isinstance(values, dict):
+            raise ConfigError(source, section, None, "must be a table")
+        values[key.lower()] = _env_value(text)
+
+
+def read_config(
+    path: Path | None,
+    env: Mapping[str, str] | None = None,
+    overrides: Mapping[str, Any] | None = None,
+) -> LoadedConfig:
+    """Read ``path`` (or the embedded defaults), apply the environment and CLI overrides,
+    and validate ``plugins`` and ``[server]``. Plugin sections are checked later by
+    :func:`validate_sections`, once the plugins have said what their models are."""
+    env = env or {}
+    source = str(path) if path is not None else "<embedded defaults>"
+    raw: dict[str, Any] = {}
+    if path is not None:
+        try:
+            raw = tomllib.loads(Path(path).read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise ConfigError(source, None, None, "no such file") from None
+        except tomllib.TOMLDecodeError as error:
+            raise ConfigError(source, None, None, f"not valid TOML: {error}") from None
+    plugins = raw.pop("plugins", DEFAULT_PLUGINS)
+    if "BUTTERFLYFX_PLUGINS" in env:
+        plugins = [p.strip() for p in env["BUTTERFLYFX_PLUGINS"].split(",") if p.strip()]
+    if not isinstance(plugins, list) or not all(isinstance(p, str) for p in plugins):
+        raise ConfigError(source, None, "plugins", "must be a list of plugin names")
+    _apply_environment(raw, env, ["server", *plugins], source)
+    server_raw = dict(raw.pop("server", {}) or {})
+    for key, value in (overrides or {}).items():
+        if value is not None:
+            server_raw[key] = value
+    server = validate_model(ServerSettings, server_raw, source, "server")
+    return LoadedConfig(source, list(plugins), server, raw)
+
+
+def validate_model(model: type[BaseModel], values: Any, source: str, section: str) -> Any:
+    if not isinstance(values, dict):
+        raise ConfigError(source, section, None, "must be a table")
+    try:
+        return model.model_validate(values)
+    except ValidationError as error:
+        first = error.errors()[0]
+        key = ".".join(str(part) for part in first["loc"]) or None
+        message = "unknown key" if first["type"] == "extra_forbidden" else first["msg"]
+        raise ConfigError(source, section, key, message) from None
+
+
+def validate_sections(config: LoadedConfig, models: Mapping[str, type[BaseModel]]) -> None:
+    """Check each plugin's section with its model, and refuse sections nobody owns."""
+    for name, model in models.items():
+        config.sections[name] = validate_model(
+            model, get_section(config.raw, name), config.source, name
+        )
+    owned = set(models)
+    prefixes = {name.split(".")[0] for name in owned}
+    for key, value in config.raw.items():
+        if key in owned:
+            continue
+        if key in prefixes and isinstance(value, dict):
+            for child in value:
+                if f"{key}.{child}" not in owned:
+                    raise ConfigError(
+                        config.source, f"{key}.{child}", None,
+                        "no loaded plugin has this section; is it in the plugins list?",
+                    )  # fmt: skip
+            continue
+        raise ConfigError(
+            config.source, key, None,
+            "no loaded plugin has this section; is it in the plugins list?",
+        )  # fmt: skip
+
+
+def effective_settings(config: LoadedConfig) -> dict[str, Any]:
+    """Every setting in force, with secrets masked, for ``butterflyfx config check``."""
+    result: dict[str, Any] = {
+        "source": config.source,
+        "plugins": list(config.plugins),
+        "server": _masked(config.server.model_dump(mode="json")),
+    }
+    for name, section in config.sections.items():
+        result[name] = _masked(section.model_dump(mode="json"))
+    return result
+
+
+def _masked(values: dict[str, Any]) -> dict[str, Any]:
+    masked: dict[str, Any] = {}
+    for key, value in values.items():
+        if isinstance(value, dict):
+            masked[key] = _masked(value)
+        elif value and any(word in key.lower() for word in SECRET_WORDS):
+            masked[key] = "********"
+        else:
+            masked[key] = value
+    return masked

@@ -1,0 +1,167 @@
+"""The server as plugins see it: config, plugins, store and services, started and stopped."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import structlog
+from pydantic import BaseModel
+
+from butterflyfx.kernel import BUILTIN_LANGUAGES, ExpressionLanguage
+
+from .config import LoadedConfig, ServerSettings, validate_sections
+from .events import Event
+from .health import PluginHealth, Status, overall
+from .plugins import PluginError, PluginHost, await_maybe, first_result
+from .store import SubstrateStore
+from .substrates import SubstrateService
+
+log = structlog.get_logger("butterflyfx")
+
+
+@dataclass
+class ServerContext:
+    """Built from a config; ``start`` opens it and ``stop`` closes it."""
+
+    config: LoadedConfig
+    plugins: PluginHost
+    started_at: float = field(default_factory=time.time)
+    worker_id: str = field(default_factory=lambda: str(os.getpid()))
+    _store: SubstrateStore | None = None
+    _substrates: SubstrateService | None = None
+    _flusher: asyncio.Task[None] | None = None
+    states: dict[str, str] = field(default_factory=dict)
+
+    # -- building --------------------------------------------------------------------
+    @classmethod
+    def build(
+        cls, config: LoadedConfig, extra: Mapping[str, object] | None = None
+    ) -> ServerContext:
+        """Load the plugins the config names and validate every plugin's section."""
+        host = PluginHost(config.plugins, extra)
+        models: dict[str, type[BaseModel]] = {}
+        for implementation in host.hook.butterflyfx_config_model.get_hookimpls():
+            result = implementation.function()
+            if result is None:
+                continue
+            section, model = result
+            models[section] = model
+        validate_sections(config, models)
+        ctx = cls(config, host)
+        ctx.states = {name: "loaded" for name in host.names}
+        return ctx
+
+    @property
+    def settings(self) -> ServerSettings:
+        return self.config.server
+
+    @property
+    def data_dir(self) -> Path:
+        return self.config.server.data_dir
+
+    def section(self, name: str) -> Any:
+        """This plugin's validated config section (its pydantic model instance)."""
+        return self.config.section(name)
+
+    @property
+    def store(self) -> SubstrateStore:
+        if self._store is None:
+            raise RuntimeError("the server has not started")
+        return self._store
+
+    @property
+    def substrates(self) -> SubstrateService:
+        if self._substrates is None:
+            raise RuntimeError("the server has not started")
+        return self._substrates
+
+    # -- running ---------------------------------------------------------------------
+    async def start(self) -> None:
+        """Pick the store, open it, build the services, run every startup hook."""
+        hook = self.plugins.hook
+        store = await first_result(hook.butterflyfx_storage(ctx=self))
+        if store is None:
+            raise PluginError(
+                "no storage plugin is loaded: add one (e.g. storage.sqlite) to plugins"
+            )
+        languages: dict[str, ExpressionLanguage] = dict(BUILTIN_LANGUAGES)
+        for extra in hook.butterflyfx_expression_languages(ctx=self):
+            languages.update(await await_maybe(extra) or {})
+        await store.open()
+        self._store = store
+        self._substrates = SubstrateService(
+            store, self.emit, languages=languages,
+            cache_size=self.settings.compiled_cache_size,
+        )  # fmt: skip
+        for implementation in reversed(hook.butterflyfx_startup.get_hookimpls()):
+            name = implementation.plugin_name
+            try:
+                await await_maybe(implementation.function(ctx=self))
+            except Exception as error:
+                raise PluginError(
+                    f"plugin {name!r} failed to start: {type(error).__name__}: {error}"
+                ) from error
+            self.states[name] = "started"
+        for name in self.plugins.names:
+            self.states[name] = "started"
+        self._flusher = asyncio.create_task(self._flush_periodically())
+
+    async def stop(self) -> None:
+        """Flush counts, run every shutdown hook, close the store."""
+        if self._flusher is not None:
+            self._flusher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._flusher
+        if self._substrates is not None:
+            await self._substrates.flush_invocations()
+        for implementation in self.plugins.hook.butterflyfx_shutdown.get_hookimpls():
+            try:
+                await await_maybe(implementation.function(ctx=self))
+            except Exception:  # one plugin failing to stop must not keep others open
+                log.exception("plugin_shutdown_failed", plugin=implementation.plugin_name)
+            self.states[implementation.plugin_name] = "stopped"
+        if self._store is not None:
+            await self._store.close()
+        for name in self.plugins.names:
+            self.states[name] = "stopped"
+
+    async def _flush_periodically(self) -> None:
+        while True:
+            await asyncio.sleep(self.settings.invocation_flush_seconds)
+            try:
+                await self.substrates.flush_invocations()
+            except Exception:
+                log.exception("invocation_flush_failed")
+
+    async def emit(self, event: Event) -> None:
+        """Tell every ``on_event`` plugin; a failing listener is logged, never the caller's."""
+        for implementation in self.plugins.hook.butterflyfx_on_event.get_hookimpls():
+            try:
+                await await_maybe(implementation.function(event=event, ctx=self))
+            except Exception:
+                log.exception("event_listener_failed", plugin=implementation.plugin_name)
+
+    async def health(self) -> tuple[Status, dict[str, PluginHealth]]:
+        """Every plugin's state; a plugin without a health hook reports its lifecycle state."""
+        states: dict[str, PluginHealth] = {}
+        for implementation in self.plugins.hook.butterflyfx_health.get_hookimpls():
+            name = implementation.plugin_name
+            try:
+                result = await await_maybe(implementation.function(ctx=self))
+            except Exception as error:
+                result = PluginHealth("down", {"error": f"{type(error).__name__}: {error}"})
+            if result is not None:
+                states[name] = result
+        for name in self.plugins.names:
+            if name not in states:
+                state = self.states.get(name)
+                status: Status = "ok" if state == "started" else "down"
+                states[name] = PluginHealth(status, {"state": state})
+        return overall(states), states

@@ -1,0 +1,25 @@
+"""Plugin states, from which ``/api/v1/health`` is computed."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+Status = Literal["ok", "degraded", "down"]
+
+
+@dataclass(frozen=True)
+class PluginHealth:
+    status: Status
+    detail: Mapping[str, Any] = field(default_factory=dict)
+
+
+def overall(states: Mapping[str, PluginHealth]) -> Status:
+    """Down if any plugin is down, degraded if any is degraded, else ok."""
+    values = {state.status for state in states.values()}
+    if "down" in values:
+        return "down"
+    if "degraded" in values:
+        return "degraded"
+    return "ok"

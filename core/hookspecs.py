@@ -1,0 +1,91 @@
+"""The table of contents of ButterflyFX Server: every hook a plugin can implement.
+
+Every hook name starts with ``butterflyfx_``. A hook may return a value or an awaitable;
+callers resolve results with :func:`butterflyfx.core.plugins.await_maybe`. Because pluggy
+has no native async, no hook here is ``firstresult``: a coroutine is never None, so the
+caller walks the results in order and takes the first that resolves to something.
+
+Call rules, as stated in each docstring:
+
+- **all**: every implementation runs; the caller uses every result.
+- **first**: implementations run in pluggy's order (``tryfirst`` first, built-in defaults
+  are ``trylast``); the first result that resolves to non-None wins.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Mapping
+from typing import TYPE_CHECKING, Any
+
+import pluggy
+
+if TYPE_CHECKING:
+    from pydantic import BaseModel
+
+    from butterflyfx.kernel import ExpressionLanguage
+
+    from .context import ServerContext
+    from .events import Event
+    from .health import PluginHealth
+    from .store import SubstrateStore
+
+hookspec = pluggy.HookspecMarker("butterflyfx")
+hookimpl = pluggy.HookimplMarker("butterflyfx")
+
+MaybeAwaitable = Any  # a value, or an awaitable of it
+
+
+# -- configuration and lifecycle --------------------------------------------------
+
+
+@hookspec
+def butterflyfx_config_model() -> tuple[str, type[BaseModel]] | None:
+    """The plugin's config section name and the pydantic model that validates it. Rule: all."""
+
+
+@hookspec
+def butterflyfx_startup(ctx: ServerContext) -> Awaitable[None] | None:
+    """Open pools, run migrations, start background tasks; runs before serving. Rule: all."""
+
+
+@hookspec
+def butterflyfx_shutdown(ctx: ServerContext) -> Awaitable[None] | None:
+    """Flush and close what startup opened; runs after the last request. Rule: all."""
+
+
+# -- what the server is made of ---------------------------------------------------
+
+
+@hookspec
+def butterflyfx_storage(ctx: ServerContext) -> SubstrateStore | None:
+    """The store substrates live in (not yet opened). Rule: first non-None wins."""
+
+
+@hookspec
+def butterflyfx_expression_languages(
+    ctx: ServerContext,
+) -> Mapping[str, ExpressionLanguage] | None:
+    """Expression types to add beside the kernel's ``lambda`` and ``constant``. Rule: all."""
+
+
+@hookspec
+def butterflyfx_asgi_app(ctx: ServerContext) -> Any:
+    """The ASGI application the server runs (the ``http`` plugin's). Rule: first non-None."""
+
+
+@hookspec
+def butterflyfx_routes(app: Any, ctx: ServerContext) -> None:
+    """Add endpoints (Quart blueprints) to the HTTP app. Rule: all."""
+
+
+# -- what happens while it runs ---------------------------------------------------
+
+
+@hookspec
+def butterflyfx_on_event(event: Event, ctx: ServerContext) -> Awaitable[None] | None:
+    """Hear about substrates created, deleted and invoked; must not raise. Rule: all."""
+
+
+@hookspec
+def butterflyfx_health(ctx: ServerContext) -> PluginHealth | Awaitable[PluginHealth] | None:
+    """Report this plugin's state for ``/api/v1/health``. Rule: all."""

@@ -1,0 +1,300 @@
+"""The substrate service: what the API does with substrates, on any store."""
+
+from __future__ import annotations
+
+import base64
+import time
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from typing import Any
+
+from butterflyfx.kernel import (
+    DEFAULT_LIMITS,
+    CompiledExpression,
+    Division,
+    ExpressionLanguage,
+    InvocationStats,
+    JSONValue,
+    Limits,
+    Substrate,
+    SubstrateFacts,
+    compile_expression,
+    divide,
+    format_id,
+    multiply,
+    parse_id,
+)
+
+from . import events
+from .problems import invalid, not_found
+from .store import SubstrateStore
+
+EmitEvent = Callable[[events.Event], Awaitable[None]]
+MAX_PAGE = 1000
+
+
+@dataclass(frozen=True)
+class Page:
+    items: list[Substrate]
+    next_cursor: str | None
+
+
+@dataclass(frozen=True)
+class Invocation:
+    substrate_id: str
+    result: JSONValue
+    invocation_time_ms: float
+
+
+def encode_cursor(identity: int) -> str:
+    return base64.urlsafe_b64encode(f"v1:{identity:016x}".encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> int:
+    try:
+        text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        version, hex_id = text.split(":", 1)
+        if version != "v1" or len(hex_id) != 16:
+            raise ValueError
+        return int(hex_id, 16)
+    except (ValueError, UnicodeDecodeError):
+        raise invalid("cursor", "cursor is not one this server gave out", status=400) from None
+
+
+def now() -> datetime:
+    return datetime.now(UTC).replace(microsecond=0)
+
+
+def merge_patch(target: Mapping[str, Any], patch: Mapping[str, Any]) -> dict[str, Any]:
+    """RFC 7396 JSON merge patch: null removes a key, objects merge, the rest replaces."""
+    result = dict(target)
+    for key, value in patch.items():
+        if value is None:
+            result.pop(key, None)
+        elif isinstance(value, Mapping) and isinstance(result.get(key), Mapping):
+            result[key] = merge_patch(result[key], value)
+        else:
+            result[key] = value
+    return result
+
+
+class CompiledCache:
+    """A bounded LRU of compiled expressions keyed by identity (same identity, same code)."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._items: OrderedDict[tuple[str, int], CompiledExpression] = OrderedDict()
+        self.hits = 0
+        self.misses = 0
+
+    def get(self, expression_type: str, identity: int) -> CompiledExpression | None:
+        key = (expression_type, identity)
+        compiled = self._items.get(key)
+        if compiled is None:
+            self.misses += 1
+            return None
+        self.hits += 1
+        self._items.move_to_end(key)
+        return compiled
+
+    def put(self, compiled: CompiledExpression) -> None:
+        self._items[(compiled.expression_type, compiled.identity)] = compiled
+        self._items.move_to_end((compiled.expression_type, compiled.identity))
+        while len(self._items) > self.size:
+            self._items.popitem(last=False)
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+
+class SubstrateService:
+    """Create, read, update, delete, divide, multiply and invoke substrates of a tenant."""
+
+    def __init__(
+        self,
+        store: SubstrateStore,
+        emit: EmitEvent,
+        *,
+        limits: Limits = DEFAULT_LIMITS,
+        languages: Mapping[str, ExpressionLanguage] | None = None,
+        cache_size: int = 4096,
+    ) -> None:
+        self.store = store
+        self.emit = emit
+        self.limits = limits
+        self.languages = languages
+        self.cache = CompiledCache(cache_size)
+        self._pending: dict[tuple[str, int], InvocationStats] = {}
+
+    # -- compiling -------------------------------------------------------------------
+    def compiled(self, substrate: Substrate) -> CompiledExpression:
+        found = self.cache.get(substrate.expression_type, substrate.identity)
+        if found is None:
+            found = compile_expression(
+                substrate.expression_type, substrate.expression_code, self.limits, self.languages
+            )
+            self.cache.put(found)
+        return found
+
+    def known_types(self) -> list[str]:
+        from butterflyfx.kernel import BUILTIN_LANGUAGES
+
+        return sorted(self.languages if self.languages is not None else BUILTIN_LANGUAGES)
+
+    # -- reading ---------------------------------------------------------------------
+    async def get(
+        self, tenant: str, substrate_id: str, field_name: str = "substrate_id"
+    ) -> Substrate:
+        identity = parse_id(substrate_id)
+        found = await self.store.get_substrate(tenant, identity)
+        if found is None:
+            raise not_found("substrate", format_id(identity), field_name)
+        return found
+
+    async def list(self, tenant: str, *, limit: int = 100, cursor: str | None = None) -> Page:
+        if not 1 <= limit <= MAX_PAGE:
+            raise invalid("limit", f"limit must be from 1 to {MAX_PAGE}", status=400)
+        after = decode_cursor(cursor) if cursor else None
+        items = await self.store.list_substrates(tenant, limit=limit + 1, after=after)
+        more = len(items) > limit
+        items = items[:limit]
+        return Page(items, encode_cursor(items[-1].identity) if more and items else None)
+
+    # -- writing ---------------------------------------------------------------------
+    async def create(
+        self,
+        tenant: str,
+        expression_type: str,
+        expression_code: str,
+        metadata: Mapping[str, JSONValue] | None = None,
+    ) -> tuple[Substrate, bool]:
+        """Check and store an expression; an existing one is returned unchanged."""
+        compiled = compile_expression(expression_type, expression_code, self.limits, self.languages)
+        self.cache.put(compiled)
+        stamp = now()
+        substrate = Substrate(
+            expression_type, expression_code, compiled.identity, dict(metadata or {}), stamp, stamp
+        )
+        return await self._store(tenant, substrate)
+
+    async def _store(self, tenant: str, substrate: Substrate) -> tuple[Substrate, bool]:
+        stored, created = await self.store.put_substrate(tenant, substrate)
+        if created:
+            await self.emit(
+                events.Event(
+                    events.SUBSTRATE_CREATED, tenant, stored.substrate_id,
+                    {"expression_type": stored.expression_type},
+                )
+            )  # fmt: skip
+        return stored, created
+
+    async def update_metadata(
+        self, tenant: str, substrate_id: str, patch: Mapping[str, Any]
+    ) -> Substrate:
+        current = await self.get(tenant, substrate_id)
+        updated = await self.store.update_metadata(
+            tenant, current.identity, merge_patch(current.metadata, patch), now=now()
+        )
+        if updated is None:  # deleted between the two calls
+            raise not_found("substrate", current.substrate_id, "substrate_id")
+        await self.emit(
+            events.Event(events.SUBSTRATE_UPDATED, tenant, updated.substrate_id,
+                         {"version": updated.version})
+        )  # fmt: skip
+        return updated
+
+    async def delete(self, tenant: str, substrate_id: str) -> None:
+        identity = parse_id(substrate_id)
+        if not await self.store.delete_substrate(tenant, identity):
+            raise not_found("substrate", format_id(identity), "substrate_id")
+        self._pending.pop((tenant, identity), None)
+        await self.emit(events.Event(events.SUBSTRATE_DELETED, tenant, format_id(identity)))
+
+    # -- the dimensional operations ----------------------------------------------------
+    async def divide(self, tenant: str, substrate_id: str) -> Division:
+        substrate = await self.get(tenant, substrate_id)
+        stats = await self.invocation_stats(tenant, substrate.identity)
+        facts = SubstrateFacts(invocations=stats or InvocationStats())
+        return divide(
+            substrate, facts, compiled=self.compiled(substrate),
+            limits=self.limits, languages=self.languages,
+        )  # fmt: skip
+
+    async def multiply_dimensions(
+        self, tenant: str, dimensions: Sequence[Mapping[str, Any]]
+    ) -> tuple[Substrate, bool]:
+        """Rebuild the substrate the dimensions came from; store it if the tenant lacks it."""
+        rebuilt = multiply(dimensions, limits=self.limits, languages=self.languages)
+        existing = await self.store.get_substrate(tenant, rebuilt.identity)
+        if existing is not None:
+            return existing, False
+        stamp = now()
+        return await self._store(tenant, replace(rebuilt, created_at=stamp, updated_at=stamp))
+
+    async def multiply_substrates(
+        self, tenant: str, substrate_ids: Sequence[str]
+    ) -> tuple[Substrate, bool]:
+        """Compose the product of two or more of the tenant's substrates, and store it."""
+        if len(substrate_ids) < 2:
+            raise invalid("substrate_ids", "a product needs at least two substrate ids")
+        factors = []
+        for index, substrate_id in enumerate(substrate_ids):
+            factors.append(await self.get(tenant, substrate_id, f"substrate_ids[{index}]"))
+        product = multiply(*factors, limits=self.limits, languages=self.languages)
+        return await self.create(
+            tenant, product.expression_type, product.expression_code, product.metadata
+        )
+
+    async def invoke(
+        self, tenant: str, substrate_id: str, parameters: Mapping[str, Any]
+    ) -> Invocation:
+        substrate = await self.get(tenant, substrate_id)
+        compiled = self.compiled(substrate)
+        started = time.perf_counter()
+        ok = False
+        try:
+            result = compiled.invoke(dict(parameters))
+            ok = True
+        finally:
+            elapsed_ms = (time.perf_counter() - started) * 1000
+            self._count(tenant, substrate.identity, elapsed_ms, ok)
+        await self.emit(
+            events.Event(events.SUBSTRATE_INVOKED, tenant, substrate.substrate_id,
+                         {"invocation_time_ms": elapsed_ms})
+        )  # fmt: skip
+        return Invocation(substrate.substrate_id, result, round(elapsed_ms, 6))
+
+    # -- invocation statistics: counted in memory, flushed to the store ----------------
+    def _count(self, tenant: str, identity: int, elapsed_ms: float, ok: bool) -> None:
+        key = (tenant, identity)
+        old = self._pending.get(key) or InvocationStats()
+        self._pending[key] = InvocationStats(
+            old.count + 1, old.errors + (0 if ok else 1), old.total_ms + elapsed_ms, now()
+        )
+
+    async def flush_invocations(self) -> int:
+        """Write the counts gathered since the last flush; returns how many substrates."""
+        pending, self._pending = self._pending, {}
+        by_tenant: dict[str, dict[int, InvocationStats]] = {}
+        for (tenant, identity), stats in pending.items():
+            by_tenant.setdefault(tenant, {})[identity] = stats
+        for tenant, counts in by_tenant.items():
+            await self.store.add_invocations(tenant, counts)
+        return len(pending)
+
+    async def invocation_stats(self, tenant: str, identity: int) -> InvocationStats | None:
+        stored = await self.store.invocation_stats(tenant, identity)
+        pending = self._pending.get((tenant, identity))
+        if pending is None:
+            return stored
+        if stored is None:
+            return pending
+        return InvocationStats(
+            stored.count + pending.count,
+            stored.errors + pending.errors,
+            stored.total_ms + pending.total_ms,
+            pending.last_invoked_at or stored.last_invoked_at,
+        )
+

@@ -1,0 +1,38 @@
+"""``http``: the HTTP API (Quart) under ``/api/v1``, as an ordinary plugin.
+
+It supplies the ASGI app, and adds its own endpoints through ``butterflyfx_routes`` like
+any other plugin would.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from butterflyfx.core.hookspecs import hookimpl
+
+from .settings import HttpSettings
+
+if TYPE_CHECKING:
+    from butterflyfx.core.context import ServerContext
+
+
+@hookimpl
+def butterflyfx_config_model() -> tuple[str, type[HttpSettings]]:
+    return "http", HttpSettings
+
+
+@hookimpl(trylast=True)
+def butterflyfx_asgi_app(ctx: ServerContext) -> Any:
+    from .app import create_app  # Quart is imported only when an app is wanted
+
+    return create_app(ctx)
+
+
+@hookimpl(trylast=True)
+def butterflyfx_routes(app: Any, ctx: ServerContext) -> None:
+    from .app import TITLE, settings_of
+    from .substrates import SubstrateRoutes
+    from .system import SystemRoutes
+
+    app.register_blueprint(SubstrateRoutes(ctx).blueprint())
+    app.register_blueprint(SystemRoutes(ctx, TITLE, settings_of(ctx).docs).blueprint())

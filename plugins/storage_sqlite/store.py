@@ -1,0 +1,305 @@
+"""The SQLite store: one file in WAL mode, shared safely by several worker processes.
+
+Two connections per store: writes go through one, under an asyncio lock and always in a
+``BEGIN IMMEDIATE`` transaction (so a statement never joins another coroutine's
+transaction, and cross-process writers queue on SQLite's lock instead of failing on an
+upgrade); reads go through the other, so they never wait behind a write's fsync.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import sqlite3
+from collections.abc import AsyncIterator, Mapping, Sequence
+from contextlib import asynccontextmanager
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Literal
+
+import aiosqlite
+
+from butterflyfx.kernel import (
+    InvocationStats,
+    JSONValue,
+    Substrate,
+    format_timestamp,
+    parse_timestamp,
+)
+
+from .migrations import MIGRATIONS, Migration, SchemaTooNew, migrate, schema_version
+from .rows import (
+    ADD_INVOCATIONS,
+    INSERT,
+    KEY_OFFSET,
+    MAX_IDENTITY,
+    SELECT,
+    identity_key,
+    metadata_text,
+    substrate_from_row,
+    substrate_values,
+)
+
+Synchronous = Literal["full", "normal"]
+_SYNCHRONOUS = {"full": "FULL", "normal": "NORMAL"}
+MIN_SQLITE = (3, 24, 0)  # ON CONFLICT (upsert) arrived in 3.24
+
+
+class SqliteStoreError(Exception):
+    """The SQLite file cannot be used; the message names the file and says why."""
+
+
+class SqliteStore:
+    """A :class:`~butterflyfx.core.store.SubstrateStore` in one SQLite file."""
+
+    name = "sqlite"
+
+    def __init__(
+        self,
+        path: Path | str,
+        *,
+        synchronous: Synchronous = "full",
+        busy_timeout_ms: int = 5000,
+        migrations: Sequence[Migration] = MIGRATIONS,
+    ) -> None:
+        if str(path) == ":memory:" or str(path).startswith("file:"):
+            raise ValueError(
+                f"the SQLite store needs a file path, not {str(path)!r}; "
+                "use storage.memory for a store that keeps nothing"
+            )
+        if synchronous not in _SYNCHRONOUS:
+            raise ValueError(f"synchronous must be one of {sorted(_SYNCHRONOUS)}")
+        self.path = Path(path)
+        self.synchronous = synchronous
+        self.busy_timeout_ms = busy_timeout_ms
+        self.migrations = tuple(migrations)
+        self.schema_version: int | None = None
+        self._writer: aiosqlite.Connection | None = None
+        self._reader: aiosqlite.Connection | None = None
+        self._write_lock: asyncio.Lock | None = None
+
+    def __repr__(self) -> str:
+        return f"SqliteStore({str(self.path)!r})"
+
+    # -- opening and closing ------------------------------------------------------
+    async def open(self) -> None:
+        """Create the folder and file if missing, switch to WAL, apply migrations."""
+        if self._writer is not None:
+            return
+        if sqlite3.sqlite_version_info < MIN_SQLITE:
+            needed = ".".join(map(str, MIN_SQLITE))
+            raise self._cannot_open(
+                f"SQLite {needed} or newer is needed, this Python has {sqlite3.sqlite_version}"
+            )
+        self._prepare_file()
+        opened: list[aiosqlite.Connection] = []
+        try:
+            writer = await self._connect(opened)
+            mode = list(await writer.execute_fetchall("PRAGMA journal_mode = WAL"))[0][0]
+            if str(mode).lower() != "wal":
+                raise SqliteStoreError(f"WAL mode is not available (journal mode is {mode})")
+            self.schema_version = await migrate(writer, self.migrations)
+            reader = await self._connect(opened)
+        except (OSError, sqlite3.Error, SchemaTooNew, SqliteStoreError) as error:
+            for connection in opened:
+                with contextlib.suppress(Exception):  # the open error is the one to report
+                    await connection.close()
+            raise self._cannot_open(error) from error
+        self._writer, self._reader = writer, reader
+        self._write_lock = asyncio.Lock()  # made here: a lock belongs to the running loop
+
+    def _prepare_file(self) -> None:
+        """Create the folder and the file, or say why they cannot be used."""
+        folder = self.path.parent
+        if folder.exists() and not folder.is_dir():
+            raise self._cannot_open(f"{folder} is a file, not a folder")
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            # Opening the file ourselves first makes a folder or a read-only file fail
+            # here with the OS's reason, not inside aiosqlite's connect, whose failure
+            # leaves its thread to finish after our event loop may be gone.
+            os.close(os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644))
+        except OSError as error:
+            raise self._cannot_open(error.strerror or error) from error
+
+    def _cannot_open(self, reason: object) -> SqliteStoreError:
+        where = str(self.path)
+        if not self.path.is_absolute():  # a relative path is read from the working folder
+            where += f" (in {Path.cwd()})"
+        return SqliteStoreError(f"cannot open the SQLite store {where}: {reason}")
+
+    async def _connect(self, opened: list[aiosqlite.Connection]) -> aiosqlite.Connection:
+        # timeout= is SQLite's busy timeout: wait this long for another process's lock.
+        # isolation_level=None: no implicit BEGINs; every transaction here is explicit.
+        db = await aiosqlite.connect(
+            self.path, timeout=self.busy_timeout_ms / 1000, isolation_level=None
+        )
+        opened.append(db)
+        # FULL fsyncs the WAL at every commit: an acknowledged write survives power loss.
+        await db.execute(f"PRAGMA synchronous = {_SYNCHRONOUS[self.synchronous]}")
+        await db.execute("PRAGMA foreign_keys = ON")
+        return db
+
+    async def close(self) -> None:
+        """Wait for the write in progress, then close both connections."""
+        writer, reader = self._writer, self._reader
+        if writer is None or reader is None or self._write_lock is None:
+            return
+        async with self._write_lock:
+            self._writer = self._reader = None
+            await writer.close()
+        await reader.close()
+
+    # -- connections ------------------------------------------------------------------
+    def _not_open(self) -> RuntimeError:
+        return RuntimeError(f"the SQLite store {self.path} is not open")
+
+    async def _read(self, sql: str, parameters: Sequence[Any] = ()) -> list[Any]:
+        if self._reader is None:
+            raise self._not_open()
+        return list(await self._reader.execute_fetchall(sql, parameters))
+
+    @asynccontextmanager
+    async def _transaction(self) -> AsyncIterator[aiosqlite.Connection]:
+        """The writer connection inside BEGIN IMMEDIATE; commits when the block ends."""
+        if self._write_lock is None:
+            raise self._not_open()
+        async with self._write_lock:
+            db = self._writer
+            if db is None:  # closed while this write waited for the lock
+                raise self._not_open()
+            try:
+                await db.execute("BEGIN IMMEDIATE")
+                yield db
+                await db.commit()
+            except BaseException:
+                # rollback() is queued behind any statement still running on the
+                # connection's thread (even after a cancellation) and is a no-op when no
+                # transaction is open.
+                with contextlib.suppress(Exception):
+                    await db.rollback()
+                raise
+
+    # -- substrates ---------------------------------------------------------------------
+    async def put_substrate(self, tenant: str, substrate: Substrate) -> tuple[Substrate, bool]:
+        values = substrate_values(tenant, substrate)
+        async with self._transaction() as db:
+            cursor = await db.execute(INSERT, values)
+            if cursor.rowcount == 1:
+                # What a later read returns: the row as written (timestamps to the second).
+                return substrate_from_row(values[1:]), True
+            rows = await db.execute_fetchall(
+                f"{SELECT} WHERE tenant = ? AND identity_key = ?",
+                (tenant, values[3]),  # values[3] is identity_key
+            )
+            return substrate_from_row(list(rows)[0]), False
+
+    async def get_substrate(self, tenant: str, identity: int) -> Substrate | None:
+        key = identity_key(identity)
+        if key is None:
+            return None
+        rows = await self._read(f"{SELECT} WHERE tenant = ? AND identity_key = ?", (tenant, key))
+        return substrate_from_row(rows[0]) if rows else None
+
+    async def list_substrates(
+        self, tenant: str, *, limit: int, after: int | None = None
+    ) -> list[Substrate]:
+        if limit <= 0:
+            return []  # SQLite reads LIMIT -1 as "no limit"
+        if after is not None and after >= MAX_IDENTITY:
+            return []
+        if after is None or after < 0:
+            rows = await self._read(
+                f"{SELECT} WHERE tenant = ? ORDER BY identity_key LIMIT ?", (tenant, limit)
+            )
+        else:
+            rows = await self._read(
+                f"{SELECT} WHERE tenant = ? AND identity_key > ? ORDER BY identity_key LIMIT ?",
+                (tenant, after - KEY_OFFSET, limit),
+            )
+        return [substrate_from_row(row) for row in rows]
+
+    async def update_metadata(
+        self, tenant: str, identity: int, metadata: Mapping[str, JSONValue], *, now: datetime
+    ) -> Substrate | None:
+        key = identity_key(identity)
+        if key is None:
+            return None
+        async with self._transaction() as db:
+            cursor = await db.execute(
+                "UPDATE substrates SET metadata = ?, updated_at = ?, version = version + 1 "
+                "WHERE tenant = ? AND identity_key = ?",
+                (metadata_text(metadata), format_timestamp(now), tenant, key),
+            )
+            if cursor.rowcount == 0:
+                return None
+            rows = await db.execute_fetchall(
+                f"{SELECT} WHERE tenant = ? AND identity_key = ?", (tenant, key)
+            )
+            return substrate_from_row(list(rows)[0])
+
+    async def delete_substrate(self, tenant: str, identity: int) -> bool:
+        key = identity_key(identity)
+        if key is None:
+            return False
+        async with self._transaction() as db:
+            # Explicit, though the foreign key cascades: a file edited by a tool that left
+            # foreign keys off must not bring old totals back when the substrate returns.
+            await db.execute(
+                "DELETE FROM invocation_totals WHERE tenant = ? AND identity_key = ?", (tenant, key)
+            )
+            cursor = await db.execute(
+                "DELETE FROM substrates WHERE tenant = ? AND identity_key = ?", (tenant, key)
+            )
+            return cursor.rowcount > 0
+
+    async def count_substrates(self, tenant: str) -> int:
+        rows = await self._read("SELECT COUNT(*) FROM substrates WHERE tenant = ?", (tenant,))
+        return int(rows[0][0])
+
+    # -- invocation totals --------------------------------------------------------------
+    async def add_invocations(self, tenant: str, counts: Mapping[int, InvocationStats]) -> None:
+        rows = [
+            {
+                "tenant": tenant,
+                "key": key,
+                "invocations": stats.count,
+                "errors": stats.errors,
+                "total_ms": float(stats.total_ms),
+                "last": format_timestamp(stats.last_invoked_at),
+            }
+            for identity, stats in counts.items()
+            if (key := identity_key(identity)) is not None
+        ]
+        if not rows:
+            return
+        async with self._transaction() as db:
+            await db.executemany(ADD_INVOCATIONS, rows)
+
+    async def invocation_stats(self, tenant: str, identity: int) -> InvocationStats | None:
+        key = identity_key(identity)
+        if key is None:
+            return None
+        rows = await self._read(
+            "SELECT invocations, errors, total_ms, last_invoked_at FROM invocation_totals "
+            "WHERE tenant = ? AND identity_key = ?",
+            (tenant, key),
+        )
+        if not rows:
+            return None
+        invocations, errors, total_ms, last = rows[0]
+        return InvocationStats(invocations, errors, float(total_ms), parse_timestamp(last))
+
+    # -- state --------------------------------------------------------------------------
+    async def health(self) -> Mapping[str, Any]:
+        """The file, its schema version and how many substrates it holds (all tenants)."""
+        if self._reader is None:
+            raise self._not_open()
+        rows = await self._read("SELECT COUNT(*) FROM substrates")
+        return {
+            "path": str(self.path),
+            "schema_version": await schema_version(self._reader),
+            "substrates": int(rows[0][0]),
+            "synchronous": self.synchronous,
+        }

@@ -1,0 +1,137 @@
+"""Plugins are loaded by name from the config; mistakes stop start-up with a clear message."""
+
+from __future__ import annotations
+
+import asyncio
+import types
+
+import pytest
+
+from butterflyfx.core.config import StrictModel, read_config
+from butterflyfx.core.context import ServerContext
+from butterflyfx.core.events import SUBSTRATE_CREATED, Event
+from butterflyfx.core.health import PluginHealth
+from butterflyfx.core.hookspecs import hookimpl
+from butterflyfx.core.plugins import (
+    PluginError,
+    PluginHost,
+    available_plugins,
+    await_maybe,
+    first_result,
+)
+
+
+def plugin(name: str, **hooks) -> types.SimpleNamespace:
+    """A third-party plugin as a plain namespace of hook implementations."""
+    return types.SimpleNamespace(__name__=name, **{k: hookimpl(v) for k, v in hooks.items()})
+
+
+def test_built_in_plugins_are_registered_as_entry_points():
+    assert {"storage.memory", "storage.sqlite", "http"} <= set(available_plugins())
+
+
+def test_an_unknown_plugin_name_lists_the_available_ones():
+    with pytest.raises(PluginError) as caught:
+        PluginHost(["storage.memroy"])
+    message = str(caught.value)
+    assert "unknown plugin 'storage.memroy'" in message
+    assert "storage.memory" in message and "storage.sqlite" in message
+
+
+def test_a_misspelled_hook_implementation_is_caught_at_boot():
+    def butterflyfx_on_evnt(event):
+        return None
+
+    with pytest.raises(PluginError, match="audit"):
+        PluginHost(["audit"], {"audit": plugin("audit", butterflyfx_on_evnt=butterflyfx_on_evnt)})
+
+
+def test_a_plugin_named_twice_is_refused():
+    with pytest.raises(PluginError, match="twice"):
+        PluginHost(["storage.memory", "storage.memory"])
+
+
+def test_await_maybe_resolves_values_and_coroutines_alike():
+    async def later():
+        return 42
+
+    async def main():
+        return await await_maybe(7), await await_maybe(later()), await first_result(
+            [None, later(), 3]
+        )
+
+    assert asyncio.run(main()) == (7, 42, 42)
+
+
+def test_an_async_first_result_hook_returning_none_does_not_win():
+    async def nothing():
+        return None
+
+    assert asyncio.run(first_result([nothing(), "second"])) == "second"
+
+
+def test_the_plugin_info_lists_hooks_and_versions():
+    host = PluginHost(["storage.memory"])
+    info = host.info["storage.memory"]
+    assert info.distribution == "butterflyfx"
+    assert info.version
+    assert "butterflyfx_storage" in info.hooks
+
+
+class AuditSettings(StrictModel):
+    destination: str = "stdout"
+
+
+def test_a_running_context_starts_plugins_emits_events_and_reports_health(tmp_path):
+    heard: list[Event] = []
+    started: list[str] = []
+
+    async def on_event(event, ctx):
+        heard.append(event)
+
+    audit = plugin(
+        "audit",
+        butterflyfx_config_model=lambda: ("audit", AuditSettings),
+        butterflyfx_startup=lambda ctx: started.append(ctx.section("audit").destination),
+        butterflyfx_on_event=on_event,
+        butterflyfx_health=lambda ctx: PluginHealth("degraded", {"why": "testing"}),
+    )
+    (tmp_path / "c.toml").write_text(
+        'plugins = ["storage.memory", "audit"]\n[audit]\ndestination = "file"\n'
+    )
+    config = read_config(tmp_path / "c.toml")
+    ctx = ServerContext.build(config, {"audit": audit})
+
+    async def story():
+        await ctx.start()
+        try:
+            substrate, created = await ctx.substrates.create(
+                "default", "lambda", "lambda **kw: kw.get('x', 0) * kw.get('y', 0)"
+            )
+            status, states = await ctx.health()
+        finally:
+            await ctx.stop()
+        return substrate, created, status, states
+
+    substrate, created, status, states = asyncio.run(story())
+    assert created and started == ["file"]
+    assert [(e.kind, e.subject_id) for e in heard] == [(SUBSTRATE_CREATED, substrate.substrate_id)]
+    assert status == "degraded"
+    assert states["storage.memory"].status == "ok"
+    assert ctx.states["audit"] == "stopped"
+
+
+def test_a_plugin_that_fails_to_start_names_itself(tmp_path):
+    def broken(ctx):
+        raise OSError("cannot reach the audit server")
+
+    config = read_config(None, {"BUTTERFLYFX_PLUGINS": "storage.memory,audit"})
+    ctx = ServerContext.build(config, {"audit": plugin("audit", butterflyfx_startup=broken)})
+    with pytest.raises(PluginError, match="'audit' failed to start: OSError: cannot reach"):
+        asyncio.run(ctx.start())
+
+
+def test_without_a_storage_plugin_the_server_refuses_to_start():
+    ctx = ServerContext.build(read_config(None, {"BUTTERFLYFX_PLUGINS": ""}))
+    with pytest.raises(PluginError, match="no storage plugin"):
+        asyncio.run(ctx.start())

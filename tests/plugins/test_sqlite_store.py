@@ -1,0 +1,435 @@
+"""The SQLite store on its own: the file, its schema, worker processes, crashes, bad paths.
+
+Several stories run real processes (``sys.executable``) on one file, the way Hypercorn
+workers share it. Each waits for a "go" file so they start together; every wait has a
+timeout, and nothing asserts how long anything took.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import queue
+import signal
+import sqlite3
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from butterflyfx.core.config import ConfigError, read_config
+from butterflyfx.core.context import ServerContext
+from butterflyfx.plugins import storage_sqlite
+from butterflyfx.plugins.storage_sqlite import SqliteStore, SqliteStoreError
+from butterflyfx.plugins.storage_sqlite.migrations import MIGRATIONS
+from butterflyfx.testing.storage import make_substrate
+
+TIMEOUT = 120  # seconds; a safety net for a stuck child, never a performance claim
+TENANT = "default"
+
+PRELUDE = """
+import asyncio, os, sys, time
+from butterflyfx.plugins.storage_sqlite import SqliteStore
+from butterflyfx.testing.storage import make_substrate
+
+def wait_for_go(go):
+    print("ready", flush=True)
+    deadline = time.monotonic() + 100
+    while not os.path.exists(go):
+        if time.monotonic() > deadline:
+            sys.exit("never told to go")
+        time.sleep(0.002)
+"""
+
+OPEN_WITH_LOGGED_MIGRATION = (
+    PRELUDE
+    + """
+from butterflyfx.plugins.storage_sqlite.migrations import MIGRATIONS
+db, go = sys.argv[1:3]
+# One more step that records which process applied it.
+logged = ("CREATE TABLE migration_log (pid INTEGER NOT NULL)",
+          f"INSERT INTO migration_log (pid) VALUES ({os.getpid()})")
+
+async def main():
+    store = SqliteStore(db, migrations=[*MIGRATIONS, logged])
+    await store.open()
+    print("version", store.schema_version, flush=True)
+    await store.close()
+
+wait_for_go(go)
+asyncio.run(main())
+"""
+)
+
+PUT_RANGE = (
+    PRELUDE
+    + """
+import json
+db, go, start, stop = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+
+async def main():
+    store = SqliteStore(db)
+    await store.open()
+    wait_for_go(go)
+    created = {}
+    for i in range(start, stop):
+        substrate = make_substrate(i)
+        created[substrate.identity] = (await store.put_substrate("default", substrate))[1]
+    await store.close()
+    print(json.dumps(sorted(created.items())), flush=True)
+
+asyncio.run(main())
+"""
+)
+
+PUT_UNTIL_KILLED = (
+    PRELUDE
+    + """
+db = sys.argv[1]
+
+async def main():
+    store = SqliteStore(db)
+    await store.open()
+    for i in range(1_000_000):  # bounded, in case nobody kills it
+        substrate = make_substrate(i)
+        await store.put_substrate("default", substrate)
+        print(substrate.identity, flush=True)  # only once put_substrate has returned
+
+asyncio.run(main())
+"""
+)
+
+
+class Child:
+    """A Python process running ``script``, its stdout read line by line by a thread."""
+
+    def __init__(self, script: str, *args: str) -> None:
+        self.process = subprocess.Popen(
+            [sys.executable, "-c", script, *args],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        self.lines: queue.Queue[str | None] = queue.Queue()
+        threading.Thread(target=self._pump, daemon=True).start()
+
+    def _pump(self) -> None:
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            if line.endswith("\n"):  # a line cut short by SIGKILL was never acknowledged
+                self.lines.put(line[:-1])
+        self.lines.put(None)
+
+    def next_line(self) -> str:
+        try:
+            line = self.lines.get(timeout=TIMEOUT)
+        except queue.Empty:
+            self.process.kill()
+            raise AssertionError(f"no output from the child within {TIMEOUT}s") from None
+        if line is None:
+            raise AssertionError(f"the child ended early: {self.finish_errors()}")
+        return line
+
+    def finish_errors(self) -> str:
+        self.process.wait(timeout=TIMEOUT)
+        assert self.process.stderr is not None
+        return f"exit {self.process.returncode}: {self.process.stderr.read()}"
+
+    def finish(self) -> list[str]:
+        """Wait for a clean exit and return the lines not read yet."""
+        self.process.wait(timeout=TIMEOUT)
+        assert self.process.returncode == 0, self.finish_errors()
+        rest: list[str] = []
+        while (line := self.lines.get(timeout=TIMEOUT)) is not None:
+            rest.append(line)
+        return rest
+
+
+@pytest.fixture
+def spawn() -> Iterator[type[Child]]:
+    """Start children; any still running when the test ends is killed."""
+    started: list[Child] = []
+
+    class Tracked(Child):
+        def __init__(self, script: str, *args: str) -> None:
+            super().__init__(script, *args)
+            started.append(self)
+
+    yield Tracked
+    for child in started:
+        if child.process.poll() is None:
+            child.process.kill()
+            child.process.wait(timeout=TIMEOUT)
+
+
+def start_together(children: list[Child], go: Path) -> None:
+    for child in children:
+        assert child.next_line() == "ready"
+    go.touch()
+
+
+def file_facts(path: Path) -> tuple[str, int, set[str]]:
+    with sqlite3.connect(path) as db:
+        mode = db.execute("PRAGMA journal_mode").fetchone()[0]
+        version = db.execute("PRAGMA user_version").fetchone()[0]
+        tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    return mode, version, tables
+
+
+async def opened(path: Path, **options: object) -> SqliteStore:
+    store = SqliteStore(path, **options)  # type: ignore[arg-type]
+    await store.open()
+    return store
+
+
+# -- the file ---------------------------------------------------------------------------
+
+
+def test_opening_creates_the_folders_and_a_wal_file_at_the_latest_schema(tmp_path: Path):
+    path = tmp_path / "data" / "nested" / "butterflyfx.sqlite3"
+
+    async def main() -> dict[str, object]:
+        store = await opened(path)
+        try:
+            await store.put_substrate(TENANT, make_substrate(1))
+            return dict(await store.health())
+        finally:
+            await store.close()
+
+    health = asyncio.run(main())
+    assert health == {
+        "path": str(path),
+        "schema_version": len(MIGRATIONS),
+        "substrates": 1,
+        "synchronous": "full",
+    }
+    mode, version, tables = file_facts(path)
+    assert (mode, version) == ("wal", len(MIGRATIONS))
+    assert {"substrates", "invocation_totals"} <= tables
+
+
+def test_writes_are_fsynced_at_every_commit_unless_configured_otherwise(tmp_path: Path):
+    async def synchronous(**options: object) -> int:
+        store = await opened(tmp_path / "store.sqlite3", **options)
+        try:
+            # The writer connection is where durability is decided; PRAGMA is per connection.
+            assert store._writer is not None
+            return int(list(await store._writer.execute_fetchall("PRAGMA synchronous"))[0][0])
+        finally:
+            await store.close()
+
+    assert asyncio.run(synchronous()) == 2  # FULL
+    assert asyncio.run(synchronous(synchronous="normal")) == 1  # NORMAL
+
+
+def test_identities_are_stored_as_signed_keys_in_identity_order(tmp_path: Path):
+    path = tmp_path / "store.sqlite3"
+    substrates = [make_substrate(i, identity=n) for i, n in enumerate([2**64 - 1, 0, 2**63])]
+
+    async def main() -> None:
+        store = await opened(path)
+        try:
+            for substrate in substrates:
+                await store.put_substrate(TENANT, substrate)
+        finally:
+            await store.close()
+
+    asyncio.run(main())
+    with sqlite3.connect(path) as db:
+        keys = [row[0] for row in db.execute("SELECT identity_key FROM substrates ORDER BY 1")]
+    assert keys == [-(2**63), 0, 2**63 - 1]
+
+
+# -- worker processes ---------------------------------------------------------------------
+
+
+def test_four_workers_opening_a_new_file_at_once_apply_each_migration_once(
+    tmp_path: Path, spawn: type[Child]
+):
+    path, go = tmp_path / "new.sqlite3", tmp_path / "go"
+    workers = [spawn(OPEN_WITH_LOGGED_MIGRATION, str(path), str(go)) for _ in range(4)]
+    start_together(workers, go)
+    for worker in workers:
+        assert worker.next_line() == f"version {len(MIGRATIONS) + 1}"
+        worker.finish()
+    mode, version, tables = file_facts(path)
+    assert (mode, version) == ("wal", len(MIGRATIONS) + 1)
+    with sqlite3.connect(path) as db:
+        applied_by = [row[0] for row in db.execute("SELECT pid FROM migration_log")]
+    assert len(applied_by) == 1
+    assert applied_by[0] in {worker.process.pid for worker in workers}
+
+
+def test_two_workers_inserting_overlapping_substrates_create_each_exactly_once(
+    tmp_path: Path, spawn: type[Child]
+):
+    path, go = tmp_path / "shared.sqlite3", tmp_path / "go"
+    # 0..199 and 100..299: the middle hundred are put by both at about the same time.
+    workers = [
+        spawn(PUT_RANGE, str(path), str(go), "0", "200"),
+        spawn(PUT_RANGE, str(path), str(go), "100", "300"),
+    ]
+    start_together(workers, go)
+    created_by: dict[int, int] = {}
+    for worker in workers:
+        for identity, created in json.loads(worker.next_line()):
+            created_by[identity] = created_by.get(identity, 0) + int(created)
+        worker.finish()
+    expected = {make_substrate(i).identity for i in range(300)}
+    assert set(created_by) == expected
+    assert set(created_by.values()) == {1}
+
+    async def count() -> int:
+        store = await opened(path)
+        try:
+            return await store.count_substrates(TENANT)
+        finally:
+            await store.close()
+
+    assert asyncio.run(count()) == 300
+
+
+def test_every_acknowledged_write_survives_kill_9(tmp_path: Path, spawn: type[Child]):
+    path = tmp_path / "crash.sqlite3"
+    writer = spawn(PUT_UNTIL_KILLED, str(path))
+    acknowledged = [int(writer.next_line()) for _ in range(50)]
+    os.kill(writer.process.pid, signal.SIGKILL)
+    writer.process.wait(timeout=TIMEOUT)
+    assert writer.process.returncode == -signal.SIGKILL
+    while (line := writer.lines.get(timeout=TIMEOUT)) is not None:
+        acknowledged.append(int(line))  # printed before the kill landed: acknowledged too
+
+    async def read_back() -> tuple[list[int], int]:
+        store = await opened(path)
+        try:
+            missing = [i for i in acknowledged if await store.get_substrate(TENANT, i) is None]
+            return missing, await store.count_substrates(TENANT)
+        finally:
+            await store.close()
+
+    missing, count = asyncio.run(read_back())
+    assert missing == []
+    # At most one more: a put may have committed without living to print.
+    assert count in (len(acknowledged), len(acknowledged) + 1)
+    with sqlite3.connect(path) as db:
+        assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+
+
+# -- paths that cannot be used --------------------------------------------------------------
+
+
+def open_error(path: Path) -> str:
+    with pytest.raises(SqliteStoreError) as caught:
+        asyncio.run(opened(path))
+    return str(caught.value)
+
+
+def test_a_path_under_a_regular_file_is_refused_naming_the_path(tmp_path: Path):
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("a file where a folder should be")
+    path = blocker / "butterflyfx.sqlite3"
+    message = open_error(path)
+    assert str(path) in message and message.startswith("cannot open the SQLite store")
+
+
+def test_a_folder_given_as_the_database_file_is_refused_naming_it(tmp_path: Path):
+    assert str(tmp_path) in open_error(tmp_path)
+
+
+def test_a_file_that_is_not_a_database_is_refused_naming_it(tmp_path: Path):
+    path = tmp_path / "notes.txt"
+    path.write_text("these are not the pages you are looking for\n" * 200)
+    message = open_error(path)
+    assert str(path) in message and "not a database" in message
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root may write anywhere")
+def test_a_read_only_folder_is_refused_naming_the_file(tmp_path: Path):
+    folder = tmp_path / "read-only"
+    folder.mkdir()
+    folder.chmod(0o500)
+    try:
+        path = folder / "butterflyfx.sqlite3"
+        assert str(path) in open_error(path)
+    finally:
+        folder.chmod(0o700)
+
+
+def test_a_file_from_a_newer_butterflyfx_is_refused_rather_than_downgraded(tmp_path: Path):
+    path = tmp_path / "future.sqlite3"
+    with sqlite3.connect(path) as db:
+        db.execute(f"PRAGMA user_version = {len(MIGRATIONS) + 5}")
+    message = open_error(path)
+    assert str(path) in message and "upgrade ButterflyFX" in message
+
+
+def test_an_in_memory_database_is_refused_in_favour_of_storage_memory():
+    with pytest.raises(ValueError, match="storage.memory"):
+        SqliteStore(":memory:")
+
+
+# -- as a plugin ----------------------------------------------------------------------------
+
+
+def context(tmp_path: Path, section: str = "") -> ServerContext:
+    config_file = tmp_path / "butterflyfx.toml"
+    data_dir = (tmp_path / "data").as_posix()
+    config_file.write_text(
+        f'plugins = ["storage.sqlite"]\n[server]\ndata_dir = "{data_dir}"\n{section}'
+    )
+    return ServerContext.build(read_config(config_file))
+
+
+def test_with_no_section_the_store_lives_in_the_data_folder_and_reports_healthy(tmp_path: Path):
+    ctx = context(tmp_path)
+
+    async def main() -> tuple[str, dict[str, object], object]:
+        await ctx.start()
+        try:
+            await ctx.substrates.create(TENANT, "lambda", "lambda **kw: kw.get('x', 0) + 1")
+            status, plugins = await ctx.health()
+            return status, dict(plugins["storage.sqlite"].detail), ctx.store
+        finally:
+            await ctx.stop()
+
+    status, detail, store = asyncio.run(main())
+    path = tmp_path / "data" / "butterflyfx.sqlite3"
+    assert isinstance(store, SqliteStore) and store.path == path
+    assert status == "ok"
+    assert detail == {
+        "path": str(path),
+        "schema_version": len(MIGRATIONS),
+        "substrates": 1,
+        "synchronous": "full",
+    }
+
+
+def test_the_section_sets_the_file_and_durability(tmp_path: Path):
+    path = (tmp_path / "elsewhere" / "fx.db").as_posix()
+    ctx = context(
+        tmp_path,
+        f'[storage.sqlite]\npath = "{path}"\nsynchronous = "normal"\nbusy_timeout_ms = 250\n',
+    )
+    store = storage_sqlite.butterflyfx_storage(ctx)
+    assert (store.path, store.synchronous, store.busy_timeout_ms) == (Path(path), "normal", 250)
+
+
+@pytest.mark.parametrize(
+    ("line", "key"),
+    [('synchronous = "off"', "synchronous"), ("busy_timeout_ms = -1", "busy_timeout_ms")],
+)
+def test_a_bad_setting_stops_start_up_naming_the_key(tmp_path: Path, line: str, key: str):
+    with pytest.raises(ConfigError) as caught:
+        context(tmp_path, f"[storage.sqlite]\n{line}\n")
+    assert (caught.value.section, caught.value.key) == ("storage.sqlite", key)
+
+
+def test_health_before_the_store_opens_is_down_and_names_the_file(tmp_path: Path):
+    ctx = context(tmp_path)
+    health = asyncio.run(storage_sqlite.butterflyfx_health(ctx))
+    assert health is not None and health.status == "down"
+    assert health.detail["path"] == str(tmp_path / "data" / "butterflyfx.sqlite3")
