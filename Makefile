@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-test
 
-.PHONY: test lint pytest bench clean
+.PHONY: test lint pytest bench clean serve
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -24,6 +24,11 @@ pytest: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/pytest bench --benchmark-enable --benchmark-only --benchmark-columns=min,median,ops,rounds
+	$(BIN)/python bench/http/run.py
+
+# make serve ARGS="--port 9000 --workers 2": the server on the embedded defaults (data in ./butterflyfx-data)
+serve: $(STAMP)
+	$(BIN)/butterflyfx serve $(ARGS)
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache .hypothesis .benchmarks

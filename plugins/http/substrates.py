@@ -7,7 +7,12 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from quart import Blueprint, Response, request
-from quart_schema import document_querystring, document_request, document_response
+from quart_schema import (
+    document_querystring,
+    document_request,
+    document_response,
+    tag_blueprint,
+)
 
 from butterflyfx.core.context import ServerContext
 from butterflyfx.core.problems import ProblemError, invalid, problem_for
@@ -92,13 +97,22 @@ def substrate_response(substrate: Substrate, status: int = 200) -> Response:
     return Response(body, status, headers, content_type="application/json")
 
 
-def path_id(substrate_id: str) -> str:
-    """Check a path id early so a malformed one is a 400 naming ``substrate_id``."""
+def checked_id(substrate_id: str, field: str = "substrate_id") -> str:
+    """``substrate_id`` if well formed, else a 400 naming ``field``; checked before the body
+    is read so a request wrong in both ways hears about the id first."""
     try:
         parse_id(substrate_id)
     except InvalidSubstrateId as error:
-        raise ProblemError(problem_for(error, "substrate_id")) from None  # type: ignore[arg-type]
+        raise problem_error(error, field) from None
     return substrate_id
+
+
+def problem_error(error: Exception, field: str) -> ProblemError:
+    """The kernel's ``error`` as a problem blaming ``field``."""
+    problem = problem_for(error, field)
+    if problem is None:
+        raise error
+    return ProblemError(problem)
 
 
 def page_limit(raw: str | None) -> int:
@@ -117,6 +131,7 @@ class SubstrateRoutes:
 
     def blueprint(self) -> Blueprint:
         bp = Blueprint("substrates", __name__, url_prefix=PREFIX)
+        tag_blueprint(bp, ["substrates"])
         bp.add_url_rule("", view_func=self.create_substrate, methods=["POST"])
         bp.add_url_rule("", view_func=self.list_substrates, methods=["GET"])
         bp.add_url_rule("/multiply", view_func=self.multiply_substrates, methods=["POST"])
@@ -164,7 +179,7 @@ class SubstrateRoutes:
 
         Carries a strong ETag; send it back in If-None-Match to get 304 when unchanged.
         """
-        substrate = await self.ctx.substrates.get(current_tenant(), path_id(substrate_id))
+        substrate = await self.ctx.substrates.get(current_tenant(), checked_id(substrate_id))
         response = substrate_response(substrate)
         wanted = request.headers.get("If-None-Match")
         if wanted and etag_matches(wanted, response.headers["ETag"]):
@@ -176,7 +191,7 @@ class SubstrateRoutes:
     @problems(400, 404, 413, 415, 422)
     async def update_substrate(self, substrate_id: str) -> Response:
         """Update a substrate's metadata with a JSON merge patch (RFC 7396)."""
-        path_id(substrate_id)
+        checked_id(substrate_id)
         body = await read_body(UpdateSubstrate)
         service, tenant = self.ctx.substrates, current_tenant()
         if "metadata" not in body.model_fields_set:  # an empty patch changes nothing
@@ -191,7 +206,7 @@ class SubstrateRoutes:
     @problems(400, 404)
     async def delete_substrate(self, substrate_id: str) -> Response:
         """Delete a substrate."""
-        await self.ctx.substrates.delete(current_tenant(), path_id(substrate_id))
+        await self.ctx.substrates.delete(current_tenant(), checked_id(substrate_id))
         return Response(b"", 204)
 
     @document_request(DivideSubstrate)
@@ -199,7 +214,7 @@ class SubstrateRoutes:
     @problems(400, 404, 415, 422)
     async def divide_substrate(self, substrate_id: str) -> Response:
         """Divide a substrate into its nine dimensions (Fibonacci levels 0..21)."""
-        path_id(substrate_id)
+        checked_id(substrate_id)
         await read_body(DivideSubstrate)
         division = await self.ctx.substrates.divide(current_tenant(), substrate_id)
         return json_response(division.to_dict())
@@ -209,7 +224,7 @@ class SubstrateRoutes:
     @problems(400, 404, 413, 415, 422)
     async def invoke_substrate(self, substrate_id: str) -> Response:
         """Invoke a substrate's expression with parameters."""
-        path_id(substrate_id)
+        checked_id(substrate_id)
         body = await read_body(InvokeSubstrate)
         done = await self.ctx.substrates.invoke(current_tenant(), substrate_id, body.parameters)
         return json_response(
@@ -246,14 +261,9 @@ class SubstrateRoutes:
         else:
             ids = body.substrate_ids or []
             for index, substrate_id in enumerate(ids):
-                try:
-                    parse_id(substrate_id)
-                except InvalidSubstrateId as error:
-                    problem = problem_for(error, f"substrate_ids[{index}]")
-                    raise ProblemError(problem) from None  # type: ignore[arg-type]
+                checked_id(substrate_id, f"substrate_ids[{index}]")
             try:
                 substrate, created = await service.multiply_substrates(tenant, ids)
-            except ExpressionRejected as error:
-                problem = problem_for(error, "substrate_ids")
-                raise ProblemError(problem) from None  # type: ignore[arg-type]
+            except ExpressionRejected as error:  # the product would pass the static limits
+                raise problem_error(error, "substrate_ids") from None
         return substrate_response(substrate, 201 if created else 200)

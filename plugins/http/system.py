@@ -8,6 +8,7 @@ the docs work where no CDN can be reached.
 from __future__ import annotations
 
 import html
+import re
 import time
 from collections.abc import Mapping
 from importlib import metadata
@@ -15,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from quart import Blueprint, Response, send_from_directory, url_for
-from quart_schema import document_response, hide
+from quart_schema import document_response, hide, tag_blueprint
 from werkzeug.exceptions import NotFound
 
 from butterflyfx.core.context import ServerContext
@@ -79,10 +80,17 @@ def _without_status(detail: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def swagger_ui_directory() -> Path | None:
-    """Where the installed Swagger UI files are, or None without the package."""
+    """Where Swagger UI 5 is installed, or None.
+
+    ``swagger-ui-bundle`` (v1, Swagger UI 4) installs the same module but cannot read
+    OpenAPI 3.1, so its files count as missing.
+    """
     try:
         from swagger_ui_bundle import swagger_ui_path
     except ImportError:
+        return None
+    found = re.search(r"swagger-ui-(\d+)\.", Path(swagger_ui_path).name)
+    if found is None or int(found.group(1)) < 5:
         return None
     return Path(swagger_ui_path)
 
@@ -99,6 +107,7 @@ class SystemRoutes:
 
     def blueprint(self) -> Blueprint:
         bp = Blueprint("system", __name__, url_prefix="/api/v1")
+        tag_blueprint(bp, ["system"])
         bp.add_url_rule("/health", view_func=self.health, methods=["GET"])
         if self.docs:
             bp.add_url_rule("/docs", view_func=self.docs_page, methods=["GET"])

@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import re
 
+import pytest
 from substrate_api import API, SEED_SUBSTRATE, body, create, problem
+
+
+@pytest.fixture(params=["storage.memory", "storage.sqlite"])
+def serve(request, serve):
+    """Every story runs on both built-in stores."""
+    return lambda scenario, **server: serve(scenario, f"{request.param},http", **server)
 
 
 def test_the_seed_walk_through_from_create_to_delete(serve):

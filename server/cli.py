@@ -1,0 +1,169 @@
+"""The ``butterflyfx`` command: ``serve``, ``config check`` and ``plugins``.
+
+Exit codes: 0 done; 1 the server failed while running or stopping; 2 a usage, config or
+plugin error (printed as ``butterflyfx: <message>``, never a traceback).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Sequence
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import Any
+
+from butterflyfx.core.config import ConfigError, effective_settings, read_config
+from butterflyfx.core.context import ServerContext
+from butterflyfx.core.plugins import PluginError
+
+from .asgi import CONFIG_FILE_VARIABLE, ServeOptions, check_servable
+from .inventory import plugin_inventory, render_inventory
+from .logs import configure_logging
+from .serve import ServeError, StartupFailed, serve
+
+PROG = "butterflyfx"
+
+
+def _config_file(args: argparse.Namespace) -> Path | None:
+    """``--config``, else ``$BUTTERFLYFX_CONFIG_FILE``, else the embedded defaults."""
+    chosen = args.config or os.environ.get(CONFIG_FILE_VARIABLE) or None
+    return Path(chosen) if chosen else None
+
+
+def run_serve(args: argparse.Namespace) -> int:
+    overrides: dict[str, Any] = {
+        "host": args.host,
+        "port": args.port,
+        "workers": args.workers,
+        "data_dir": args.data_dir,
+        "max_connections": args.max_connections,
+        "timeout": args.timeout,
+        "log_level": args.log_level,
+    }
+    options = ServeOptions(
+        config_file=_config_file(args),
+        overrides={key: value for key, value in overrides.items() if value is not None},
+        log_format=args.log_format,
+        access_log=args.access_log,
+    )
+    config = options.load(os.environ)
+    configure_logging(config.server.log_level, args.log_format)
+    return serve(ServerContext.build(config), options)
+
+
+def run_config_check(args: argparse.Namespace) -> int:
+    configure_logging("warning")  # stdout is for the JSON alone
+    config = read_config(Path(args.file), os.environ)
+    check_servable(ServerContext.build(config))  # the plugins validate their sections
+    print(json.dumps(effective_settings(config), indent=2))
+    return 0
+
+
+def run_plugins(args: argparse.Namespace) -> int:
+    configure_logging("warning")
+    config = read_config(_config_file(args), os.environ)
+    inventory = plugin_inventory(ServerContext.build(config))
+    if args.json:
+        print(json.dumps(inventory, indent=2))
+    else:
+        print(render_inventory(inventory))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=PROG, description="ButterflyFX Server: substrates and their relationships over HTTP."
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    serve_cmd = commands.add_parser(
+        "serve",
+        help="run the server",
+        description="Run the server on Hypercorn. Flags override the config file, which "
+        "overrides the embedded defaults; BUTTERFLYFX_<SECTION>__<KEY> variables override "
+        "the file. SIGTERM or Ctrl-C stops it gracefully; a second signal stops it at once.",
+    )
+    serve_cmd.add_argument(
+        "--config", metavar="FILE", help=f"TOML config (or ${CONFIG_FILE_VARIABLE})"
+    )
+    serve_cmd.add_argument("--host", help="address to listen on (default 127.0.0.1)")
+    serve_cmd.add_argument("--port", type=int, help="port to listen on; 0 picks a free one")
+    serve_cmd.add_argument("--workers", type=int, metavar="N", help="worker processes")
+    serve_cmd.add_argument("--data-dir", metavar="DIR", help="where file-based stores keep data")
+    serve_cmd.add_argument(
+        "--max-connections", type=int, metavar="N",
+        help="connections the OS queues before the server accepts them (Hypercorn's backlog)",
+    )  # fmt: skip
+    serve_cmd.add_argument(
+        "--timeout", type=float, metavar="S",
+        help="seconds an idle keep-alive connection stays open (Hypercorn's keep_alive_timeout)",
+    )  # fmt: skip
+    serve_cmd.add_argument("--log-level", choices=["debug", "info", "warning", "error", "critical"])
+    serve_cmd.add_argument(
+        "--log-format", choices=["auto", "json", "console"], default="auto",
+        help="JSON lines, or console lines; auto picks console on a terminal",
+    )  # fmt: skip
+    serve_cmd.add_argument(
+        "--access-log", action="store_true", help="log every request (off by default)"
+    )
+    serve_cmd.set_defaults(run=run_serve)
+
+    config_cmd = commands.add_parser("config", help="inspect a config file")
+    config_commands = config_cmd.add_subparsers(dest="config_command", metavar="COMMAND",
+                                                required=True)  # fmt: skip
+    check = config_commands.add_parser(
+        "check",
+        help="validate a config file and print the effective settings",
+        description="Validate FILE, every plugin section included, with the environment "
+        "applied; print the settings in force as JSON, secrets masked.",
+    )
+    check.add_argument("file", metavar="FILE")
+    check.set_defaults(run=run_config_check)
+
+    plugins_cmd = commands.add_parser(
+        "plugins",
+        help="list loaded and installed plugins",
+        description="List the plugins the config loads (version, distribution, hooks, "
+        "state) and the installed ones it does not enable.",
+    )
+    plugins_cmd.add_argument("--config", metavar="FILE", help="TOML config")
+    plugins_cmd.add_argument("--json", action="store_true", help="print JSON")
+    plugins_cmd.set_defaults(run=run_plugins)
+    return parser
+
+
+def _version() -> str:
+    try:
+        return version("butterflyfx")
+    except PackageNotFoundError:
+        return "unknown"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.run(args))
+    except (ConfigError, PluginError) as error:
+        return _fail(str(error), 2)
+    except StartupFailed as error:
+        return _fail(f"cannot start: {error}", 2)
+    except ServeError as error:
+        return _fail(str(error), 1)
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:  # `butterflyfx plugins | head`: the reader left; not an error
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+
+
+def _fail(message: str, code: int) -> int:
+    print(f"{PROG}: {message}", file=sys.stderr, flush=True)
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

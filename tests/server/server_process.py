@@ -1,0 +1,166 @@
+"""Real ``butterflyfx`` processes: started on free ports, polled until healthy, always stopped.
+
+Deadlines here only keep a broken run from hanging; no test asserts how fast anything is.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+START_DEADLINE = 90.0  # a cold interpreter importing Quart on a busy 2-core machine
+STOP_DEADLINE = 60.0
+COMMAND_TIMEOUT = 90.0
+INSTALLED_SCRIPT = Path(sys.executable).parent / "butterflyfx"
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def clean_environment(extra: dict[str, str] | None = None) -> dict[str, str]:
+    """This process's environment without any BUTTERFLYFX_ setting, plus ``extra``."""
+    env = {key: value for key, value in os.environ.items() if not key.startswith("BUTTERFLYFX_")}
+    return {**env, **(extra or {})}
+
+
+def wait_for(condition: Any, deadline: float, what: str) -> Any:
+    give_up = time.monotonic() + deadline
+    while time.monotonic() < give_up:
+        result = condition()
+        if result:
+            return result
+        time.sleep(0.1)
+    raise AssertionError(f"gave up waiting for {what} after {deadline:.0f}s")
+
+
+@dataclass
+class Server:
+    """One ``butterflyfx serve`` process (and its workers, all in its own process group)."""
+
+    process: subprocess.Popen[bytes]
+    url: str
+    stdout: Path
+    stderr: Path
+
+    def output(self) -> str:
+        return self.stdout.read_text(errors="replace")
+
+    def log_text(self) -> str:
+        return self.stderr.read_text(errors="replace")
+
+    def events(self, name: str | None = None) -> list[dict[str, Any]]:
+        """The JSON log events on stderr (``--log-format json``), optionally of one name."""
+        found = []
+        for line in self.log_text().splitlines():
+            if line.startswith("{"):
+                event = json.loads(line)
+                if name is None or event.get("event") == name:
+                    found.append(event)
+        return found
+
+    def client(self) -> httpx.Client:
+        return httpx.Client(base_url=self.url, timeout=30.0)
+
+    def wait_ready(self, deadline: float = START_DEADLINE) -> Server:
+        """Poll GET /api/v1/health until it answers 200; fail with the log if it dies."""
+        give_up = time.monotonic() + deadline
+        last: object = None
+        while time.monotonic() < give_up:
+            if self.process.poll() is not None:
+                raise AssertionError(
+                    f"the server exited with {self.process.returncode}:\n{self.log_text()}"
+                )
+            try:
+                response = httpx.get(self.url + "/api/v1/health", timeout=5.0)
+                if response.status_code == 200:
+                    return self
+                last = response.status_code
+            except httpx.HTTPError as error:
+                last = error
+            time.sleep(0.2)
+        raise AssertionError(f"not healthy after {deadline:.0f}s ({last}):\n{self.log_text()}")
+
+    def send(self, signum: int) -> None:
+        self.process.send_signal(signum)
+
+    def wait(self, deadline: float = STOP_DEADLINE) -> int:
+        return self.process.wait(deadline)
+
+    def stop(self, signum: int = signal.SIGTERM) -> int:
+        """Send ``signum`` to the server process alone, as a supervisor would; its exit code."""
+        self.send(signum)
+        return self.wait()
+
+    def destroy(self) -> None:
+        """SIGKILL the whole process group, whatever state it is in."""
+        try:
+            os.killpg(self.process.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+        try:
+            self.process.wait(STOP_DEADLINE)
+        except subprocess.TimeoutExpired:
+            pass
+
+
+@dataclass
+class Butterflyfx:
+    """Runs the CLI in ``cwd`` with a clean environment; every server is killed at the end."""
+
+    cwd: Path
+    env: dict[str, str] = field(default_factory=clean_environment)
+    servers: list[Server] = field(default_factory=list)
+    use_installed_script: bool = False
+
+    def command(self) -> list[str]:
+        if self.use_installed_script:
+            return [str(INSTALLED_SCRIPT)]
+        return [sys.executable, "-m", "butterflyfx.server.cli"]
+
+    def run(
+        self, *args: str, env: dict[str, str] | None = None
+    ) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [*self.command(), *args],
+            cwd=self.cwd,
+            env={**self.env, **(env or {})},
+            capture_output=True,
+            text=True,
+            timeout=COMMAND_TIMEOUT,
+            stdin=subprocess.DEVNULL,
+        )
+
+    def start(
+        self, *args: str, port: int | None = None, env: dict[str, str] | None = None
+    ) -> Server:
+        """Start ``butterflyfx serve ARGS --port PORT --log-format json`` (not yet ready)."""
+        port = free_port() if port is None else port
+        run_id = len(self.servers)
+        stdout = self.cwd / f"server-{run_id}.out"
+        stderr = self.cwd / f"server-{run_id}.log"
+        with stdout.open("wb") as out, stderr.open("wb") as err:
+            process = subprocess.Popen(
+                [*self.command(), "serve", *args, "--port", str(port), "--log-format", "json"],
+                cwd=self.cwd,
+                env={**self.env, **(env or {})},
+                stdout=out,
+                stderr=err,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,  # its own group: cleanup reaches every worker
+            )
+        server = Server(process, f"http://127.0.0.1:{port}", stdout, stderr)
+        self.servers.append(server)
+        return server
