@@ -88,9 +88,13 @@ def responses_pass_through(
 
 
 def add_routes(app: Quart, ctx: ServerContext) -> None:
-    """Call every plugin's ``butterflyfx_routes`` (this one's included) to add blueprints."""
+    """Call every plugin's ``butterflyfx_routes`` (this one's included) to add blueprints.
+
+    In pluggy's call order: ``tryfirst`` plugins add theirs before this plugin's defaults
+    (``trylast``), so their rules win where both claim a path.
+    """
     values = {"app": app, "ctx": ctx}
-    for implementation in ctx.plugins.hook.butterflyfx_routes.get_hookimpls():
+    for implementation in reversed(ctx.plugins.hook.butterflyfx_routes.get_hookimpls()):
         result = implementation.function(**{name: values[name] for name in implementation.argnames})
         if inspect.isawaitable(result):
             if inspect.iscoroutine(result):

@@ -27,15 +27,21 @@ def _depth(value: Any, limit: int) -> int:
     return 0
 
 
-def _shallow_enough(value: dict[str, Any]) -> dict[str, Any]:
-    if _depth(value, MAX_METADATA_DEPTH) > MAX_METADATA_DEPTH:
-        raise ValueError(f"metadata may nest at most {MAX_METADATA_DEPTH} levels deep")
-    return value
+def nested_at_most(limit: int) -> AfterValidator:
+    """A validator refusing JSON that nests deeper than ``limit`` (metadata is stored and
+    written back out: a bound keeps every encoder and store within its recursion limits)."""
+
+    def check(value: dict[str, Any]) -> dict[str, Any]:
+        if _depth(value, limit) > limit:
+            raise ValueError(f"may nest at most {limit} levels deep")
+        return value
+
+    return AfterValidator(check)
 
 
 Metadata = Annotated[
     dict[str, Any],
-    AfterValidator(_shallow_enough),
+    nested_at_most(MAX_METADATA_DEPTH),
     Field(description="Free-form JSON object kept with the substrate"),
 ]
 
@@ -83,7 +89,10 @@ class DimensionBody(BaseModel):
     level: int = Field(examples=[1])
     name: str = Field(examples=["Identity"])
     description: str = Field("", examples=["Who"])
-    content: dict[str, Any] = Field(default_factory=dict)
+    # Complete's content holds the metadata one level down: the same bound applies.
+    content: Annotated[dict[str, Any], nested_at_most(MAX_METADATA_DEPTH + 1)] = Field(
+        default_factory=dict
+    )
 
 
 class MultiplySubstrates(RequestModel):

@@ -95,14 +95,16 @@ MESSAGES = {
 }
 
 
+def _message(item: Any) -> str:
+    if item["type"] == "value_error" and "error" in item.get("ctx", {}):
+        return str(item["ctx"]["error"])  # our own validators' words, without "Value error, "
+    return MESSAGES.get(item["type"], item["msg"])
+
+
 def validation_problem(error: ValidationError) -> Problem:
     """A 422 naming the first wrong field, with every error listed under ``errors``."""
     errors = [
-        {
-            "field": field_path(item["loc"]),
-            "message": MESSAGES.get(item["type"], item["msg"]),
-            "type": item["type"],
-        }
+        {"field": field_path(item["loc"]), "message": _message(item), "type": item["type"]}
         for item in error.errors(include_url=False, include_input=False)
     ]
     first = errors[0] if errors else {"field": "", "message": "invalid"}
@@ -124,7 +126,7 @@ async def on_problem(error: ProblemError) -> Response:
 
 
 async def on_kernel_error(error: KernelError) -> Response:
-    # The only kernel error raised outside a route's own checks is a malformed path id.
+    # A malformed id that reaches a service came from the URL path: routes check body ids.
     field = "substrate_id" if isinstance(error, InvalidSubstrateId) else None
     problem = problem_for(error, field)
     if problem is None:
@@ -135,7 +137,7 @@ async def on_kernel_error(error: KernelError) -> Response:
 async def on_http_exception(error: HTTPException) -> Response:
     status = error.code or 500
     if status >= 500:
-        return await on_unexpected(error)
+        return await on_unexpected(getattr(error, "original_exception", None) or error)
     headers: dict[str, str] = {}
     if status == 405:
         detail = f"{request.method} is not allowed on {request.path}"
@@ -160,7 +162,10 @@ async def on_schema_validation(error: RequestSchemaValidationError) -> Response:
     cause = error.validation_error
     if isinstance(cause, ValidationError):
         return problem_response(validation_problem(cause))
-    return problem_response(http_problem(422, str(cause) or "the request is not valid"))
+    # Other causes are the library's own TypeErrors, whose words would only confuse.
+    return problem_response(
+        http_problem(422, "the request does not have the fields this endpoint expects")
+    )
 
 
 async def on_unexpected(error: BaseException) -> Response:

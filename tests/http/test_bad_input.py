@@ -245,3 +245,23 @@ def test_a_body_just_under_the_limit_is_read(serve):
         assert (await body(response))["expression_code"] == "lambda **kw: 5"
 
     serve(story, max_body_bytes=4096)
+
+
+def test_metadata_cannot_be_smuggled_in_deeper_through_multiply(serve):
+    async def story(client):
+        substrate = await create(client)
+        url = f"{SUBSTRATES}/{substrate['substrate_id']}"
+        dimensions = (await body(await client.post(f"{url}/divide")))["dimensions"]
+        deep: object = 1
+        for _ in range(600):
+            deep = [deep]
+        dimensions[8]["content"]["metadata"] = {"deep": deep}  # Complete
+        dimensions[3]["content"]["metadata_keys"] = ["deep"]  # Length, kept consistent
+        await client.delete(url)
+        found = await problem(
+            await client.post(f"{SUBSTRATES}/multiply", json={"dimensions": dimensions}), 422
+        )
+        assert found["field"] == "dimensions[8].content"
+        assert found["detail"] == "dimensions[8].content: may nest at most 33 levels deep"
+
+    serve(story)

@@ -8,7 +8,9 @@ import types
 import uuid
 
 import pytest
+from pydantic import BaseModel
 from quart import Blueprint
+from quart_schema import validate_request
 from substrate_api import API, body, problem
 
 from butterflyfx.core.config import read_config
@@ -182,6 +184,10 @@ def test_the_openapi_document_lists_every_route(serve):
 # -- other plugins' routes and the last resort -----------------------------------------
 
 
+class Order(BaseModel):
+    quantity: int
+
+
 def shop_plugin():
     def butterflyfx_routes(app, ctx):
         bp = Blueprint("shop", __name__, url_prefix="/api/v1/shop")
@@ -189,6 +195,11 @@ def shop_plugin():
         @bp.get("/hello")
         async def hello():
             return {"hello": "world", "plugins": ctx.plugins.names}
+
+        @bp.post("/orders")
+        @validate_request(Order)
+        async def order(data: Order):
+            return {"ordered": data.quantity}
 
         @bp.get("/boom")
         async def boom():
@@ -208,6 +219,23 @@ def test_another_plugin_adds_routes_that_share_json_and_request_ids(tmp_path):
             "hello": "world",
             "plugins": ["storage.memory", "http", "shop"],
         }
+
+    run_with_plugins(tmp_path, {"shop": shop_plugin()}, story)
+
+
+def test_another_plugins_quart_schema_validation_answers_with_the_same_problems(tmp_path):
+    async def story(client):
+        ok = await client.post(f"{API}/shop/orders", json={"quantity": 3})
+        assert await body(ok) == {"ordered": 3}
+        wrong = await problem(await client.post(f"{API}/shop/orders", json={"quantity": "x"}), 422)
+        assert wrong["field"] == "quantity"
+        broken = await client.post(
+            f"{API}/shop/orders", data=b"{", headers={"Content-Type": "application/json"}
+        )
+        await problem(broken, 400)
+        not_json = await client.post(f"{API}/shop/orders", data=b"quantity=3")
+        assert not_json.status_code in (400, 415, 422)
+        await problem(not_json, not_json.status_code)
 
     run_with_plugins(tmp_path, {"shop": shop_plugin()}, story)
 
@@ -259,3 +287,23 @@ def test_the_docs_can_be_switched_off(tmp_path):
             await story(running.test_client())
 
     asyncio.run(main())
+
+
+def test_a_tryfirst_plugin_can_replace_a_built_in_route(tmp_path):
+    def butterflyfx_routes(app, ctx):
+        bp = Blueprint("own_health", __name__)
+
+        @bp.get("/api/v1/health")
+        async def health():
+            return {"status": "ok", "mine": True}
+
+        app.register_blueprint(bp)
+
+    own = types.SimpleNamespace(
+        __name__="own", butterflyfx_routes=hookimpl(tryfirst=True)(butterflyfx_routes)
+    )
+
+    async def story(client):
+        return await body(await client.get(f"{API}/health"))
+
+    assert run_with_plugins(tmp_path, {"own": own}, story) == {"status": "ok", "mine": True}
