@@ -83,10 +83,10 @@ def _inline(checked: CheckedLambda, kw: str) -> ast.expr:
             "a factor that mixes named parameters with **kw used as a whole cannot be inlined"
         )
     body: ast.expr = _Inliner(named, checked.varkw, kw).visit(copy.deepcopy(checked.tree.body))
-    read = {n.id for n in ast.walk(checked.tree.body) if isinstance(n, ast.Name)}
-    unread = [p.name for p in checked.parameters if p.required and p.name not in read]
+    unread = [p.name for p in checked.parameters if p.required]
     if unread:
-        # a required parameter the body never reads must still be demanded, as the factor does
+        # every required parameter is demanded up front, as calling the factor would: the body
+        # may read it only on a branch not taken, or not at all
         demands: list[ast.expr] = [
             ast.Subscript(value=ast.Name(id=kw, ctx=ast.Load()), slice=ast.Constant(name),
                           ctx=ast.Load())
