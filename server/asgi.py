@@ -111,16 +111,23 @@ def application_for(ctx: ServerContext) -> ASGIApp:
 
 
 class Lifecycle:
-    """Watches the app's lifespan: logs readiness and shutdown, remembers a failure."""
+    """Watches the app's lifespan: logs readiness and shutdown, remembers a failure.
+
+    A failed startup skips the app's own shutdown, so whatever the context opened before
+    the failure (a store, its threads) stays open and would keep the process from exiting:
+    ``clean_up`` (the context's ``stop``) runs then instead.
+    """
 
     def __init__(
         self,
         app: ASGIApp,
         *,
+        clean_up: Callable[[], Awaitable[None]] | None = None,
         on_ready: Callable[[], None] | None = None,
         watch_parent: bool = False,
     ) -> None:
         self.app = app
+        self.clean_up = clean_up
         self.on_ready = on_ready
         self.watch_parent = watch_parent
         self.ready = False
@@ -151,6 +158,8 @@ class Lifecycle:
                 self.failed.set()
                 stage = kind.split(".")[1]
                 log.error(f"{stage}_failed", pid=os.getpid(), error=self.failure)
+                if stage == "startup" and self.clean_up is not None:
+                    await clean_up_after_failed_start(self.clean_up)
             await send(message)
 
         try:
@@ -160,6 +169,13 @@ class Lifecycle:
                 self._watchdog.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await self._watchdog
+
+
+async def clean_up_after_failed_start(clean_up: Callable[[], Awaitable[None]]) -> None:
+    try:
+        await clean_up()
+    except Exception:  # the startup failure is the error to report, not this one
+        log.exception("clean_up_after_failed_start_failed", pid=os.getpid())
 
 
 async def _exit_when_parent_dies() -> None:
@@ -187,4 +203,4 @@ def create_app() -> ASGIApp:
     # short; Hypercorn already ignores SIGINT in workers for the same reason.
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     ctx = ServerContext.build(config)
-    return Lifecycle(application_for(ctx), watch_parent=True)
+    return Lifecycle(application_for(ctx), clean_up=ctx.stop, watch_parent=True)

@@ -1,7 +1,8 @@
 """The ``butterflyfx`` command: ``serve``, ``config check`` and ``plugins``.
 
-Exit codes: 0 done; 1 the server failed while running or stopping; 2 a usage, config or
-plugin error (printed as ``butterflyfx: <message>``, never a traceback).
+Exit codes: 0 done; 1 the port could not be bound, a worker died or the shutdown failed;
+2 a usage, config or plugin error, including a plugin failing to start. Failures print
+``butterflyfx: <message>`` on stderr, never a traceback.
 """
 
 from __future__ import annotations

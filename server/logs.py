@@ -13,6 +13,9 @@ from typing import Any, Literal
 import structlog
 from hypercorn.logging import Logger as HypercornLogger
 
+from butterflyfx.core.config import ConfigError
+from butterflyfx.core.plugins import PluginError
+
 LogFormat = Literal["auto", "json", "console"]
 ACCESS_LOGGER = "butterflyfx.access"
 
@@ -55,6 +58,7 @@ def configure_logging(level: str = "info", log_format: LogFormat = "auto") -> No
         cache_logger_on_first_use=True,
     )
     handler = logging.StreamHandler(sys.stderr)
+    handler.addFilter(_explained_errors_without_traceback)
     handler.setFormatter(
         structlog.stdlib.ProcessorFormatter(
             foreign_pre_chain=_SHARED,
@@ -70,6 +74,20 @@ def configure_logging(level: str = "info", log_format: LogFormat = "auto") -> No
     for name in ("hypercorn.error", "hypercorn.access", ACCESS_LOGGER):
         logging.getLogger(name).handlers = []
         logging.getLogger(name).propagate = True
+
+
+def _explained_errors_without_traceback(record: logging.LogRecord) -> bool:
+    """A config or plugin error's message already says what failed and why (Quart logs a
+    failed startup with its traceback); its traceback is kept for ``--log-level debug``."""
+    error = record.exc_info[1] if record.exc_info else None
+    if (
+        isinstance(error, ConfigError | PluginError)
+        and not isinstance(record.msg, dict)
+        and not logging.getLogger().isEnabledFor(logging.DEBUG)
+    ):
+        record.msg, record.args = f"{record.getMessage()}: {error}", None
+        record.exc_info, record.exc_text = None, None
+    return True
 
 
 class ServerLog(HypercornLogger):

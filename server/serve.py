@@ -33,7 +33,14 @@ from hypercorn.run import run as hypercorn_run
 from butterflyfx.core.config import ServerSettings
 from butterflyfx.core.context import ServerContext
 
-from .asgi import ASGIApp, Lifecycle, ServeOptions, application_for, check_servable
+from .asgi import (
+    ASGIApp,
+    Lifecycle,
+    ServeOptions,
+    application_for,
+    check_servable,
+    clean_up_after_failed_start,
+)
 from .logs import ACCESS_LOGGER, ServerLog
 
 WORKER_APPLICATION = "butterflyfx.server.asgi:create_app()"
@@ -96,10 +103,10 @@ def hypercorn_config(settings: ServerSettings, listener: Listener, access_log: b
 
 
 def serve_in_process(
-    app: ASGIApp, config: Config, on_ready: Callable[[], None] | None = None
+    ctx: ServerContext, app: ASGIApp, config: Config, on_ready: Callable[[], None]
 ) -> None:
     """Serve until SIGTERM or SIGINT; a second signal exits at once."""
-    lifecycle = Lifecycle(app, on_ready=on_ready)
+    lifecycle = Lifecycle(app, clean_up=ctx.stop, on_ready=on_ready)
     try:
         asyncio.run(_serve(lifecycle, config))
     except Exception as error:
@@ -159,7 +166,11 @@ def preflight(ctx: ServerContext) -> None:
     """
 
     async def start_and_stop() -> None:
-        await ctx.start()
+        try:
+            await ctx.start()
+        except Exception:
+            await clean_up_after_failed_start(ctx.stop)
+            raise
         await ctx.stop()
 
     try:
@@ -184,7 +195,7 @@ def serve(ctx: ServerContext, options: ServeOptions) -> int:
     announce = partial(print, startup_line(ctx, listener), flush=True)
     code = 0
     if settings.workers == 1:
-        serve_in_process(app, config, announce)
+        serve_in_process(ctx, app, config, announce)
     else:
         preflight(ctx)
         code = serve_in_workers(options, config, announce)

@@ -91,3 +91,11 @@ def test_without_wrk_the_driver_says_how_to_install_it(monkeypatch, capsys):
 
     assert harness.main() != 0
     assert "apt-get install -y wrk" in capsys.readouterr().err
+
+
+def test_a_run_served_by_one_of_two_workers_is_not_counted_as_two():
+    assert harness.balanced([5.1, 4.2], workers=2)
+    assert not harness.balanced([9.6], workers=2)  # the other worker stayed idle
+    assert not harness.balanced([8.0, 1.0], workers=2)
+    assert harness.balanced([9.6], workers=1)
+    assert harness.balanced([], workers=2)  # no /proc: nothing known, the run counts

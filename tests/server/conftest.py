@@ -21,37 +21,60 @@ def butterflyfx(tmp_path: Path) -> Iterator[Butterflyfx]:
             server.destroy()
 
 
-@pytest.fixture
-def vault_plugin(tmp_path: Path) -> dict[str, str]:
-    """A third-party plugin distribution, ``butterflyfx-vault``, with a secret in its section.
-
-    Installed the way any distribution is seen: a ``.dist-info`` with an entry point in
-    the ``butterflyfx`` group, on the path. Returns the environment that puts it there.
-    """
-    site = tmp_path / "site"
-    dist_info = site / "butterflyfx_vault-2.3.0.dist-info"
+def install_plugin(site: Path, distribution: str, version: str, name: str, source: str) -> None:
+    """Install a one-module plugin distribution the way any is seen: a ``.dist-info`` with
+    an entry point in the ``butterflyfx`` group, and the module, in folder ``site``."""
+    module = distribution.replace("-", "_")
+    dist_info = site / f"{module}-{version}.dist-info"
     dist_info.mkdir(parents=True)
     (dist_info / "METADATA").write_text(
-        "Metadata-Version: 2.1\nName: butterflyfx-vault\nVersion: 2.3.0\n"
+        f"Metadata-Version: 2.1\nName: {distribution}\nVersion: {version}\n"
     )
-    (dist_info / "entry_points.txt").write_text("[butterflyfx]\nvault = butterflyfx_vault\n")
-    (site / "butterflyfx_vault.py").write_text(
-        textwrap.dedent(
-            '''
-            """A plugin that keeps a token, as an auth or secrets plugin would."""
-            from butterflyfx.core.config import StrictModel
-            from butterflyfx.core.hookspecs import hookimpl
+    (dist_info / "entry_points.txt").write_text(f"[butterflyfx]\n{name} = {module}\n")
+    (site / f"{module}.py").write_text(textwrap.dedent(source))
 
 
-            class VaultSettings(StrictModel):
-                address: str = "https://vault.internal"
-                token: str | None = None
-
-
-            @hookimpl
-            def butterflyfx_config_model():
-                return "vault", VaultSettings
-            '''
-        )
-    )
+def on_path(site: Path) -> dict[str, str]:
     return {"PYTHONPATH": os.pathsep.join(filter(None, [str(site), os.environ.get("PYTHONPATH")]))}
+
+
+@pytest.fixture
+def vault_plugin(tmp_path: Path) -> dict[str, str]:
+    """A third-party plugin, ``butterflyfx-vault`` 2.3.0, with a secret in its section;
+    returns the environment that installs it."""
+    install_plugin(
+        tmp_path / "vault-site", "butterflyfx-vault", "2.3.0", "vault",
+        '''
+        """A plugin that keeps a token, as an auth or secrets plugin would."""
+        from butterflyfx.core.config import StrictModel
+        from butterflyfx.core.hookspecs import hookimpl
+
+
+        class VaultSettings(StrictModel):
+            address: str = "https://vault.internal"
+            token: str | None = None
+
+
+        @hookimpl
+        def butterflyfx_config_model():
+            return "vault", VaultSettings
+        ''',
+    )  # fmt: skip
+    return on_path(tmp_path / "vault-site")
+
+
+@pytest.fixture
+def licence_plugin(tmp_path: Path) -> dict[str, str]:
+    """A third-party plugin, ``licence``, whose startup fails as a real dependency would."""
+    install_plugin(
+        tmp_path / "licence-site", "butterflyfx-licence", "0.9.0", "licence",
+        '''
+        from butterflyfx.core.hookspecs import hookimpl
+
+
+        @hookimpl
+        async def butterflyfx_startup(ctx):
+            raise ConnectionRefusedError("the licence server did not answer")
+        ''',
+    )  # fmt: skip
+    return on_path(tmp_path / "licence-site")

@@ -6,6 +6,7 @@ import json
 import signal
 import socket
 
+import pytest
 from server_process import INSTALLED_SCRIPT, STOP_DEADLINE, free_port, wait_for
 
 LAMBDA = {
@@ -127,6 +128,7 @@ def test_flags_beat_the_environment_which_beats_the_file(butterflyfx, tmp_path):
     assert starting["config"] == str(config)
     assert (tmp_path / "from-flag" / "butterflyfx.sqlite3").is_file()
     assert not (tmp_path / "from-file").exists()
+    assert server.stop() == 0  # the access line of a request comes after its response
     requests = [e for e in server.events("request") if e["path"] == "/api/v1/health"]
     assert requests and requests[0]["status"] == 200 and requests[0]["method"] == "GET"
 
@@ -180,6 +182,24 @@ def test_a_store_that_cannot_open_is_one_clear_error(butterflyfx, tmp_path):
     assert result.stderr.splitlines()[-1].startswith("butterflyfx: cannot start: ")
     assert "Traceback (most recent call last)" not in result.stderr
     assert result.stdout == ""  # no "listening" line for a server that never listened
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_a_plugin_that_fails_to_start_is_named_without_a_traceback(
+    butterflyfx, licence_plugin, workers
+):
+    # storage.sqlite opens before the licence plugin fails: the store (and its thread)
+    # must be closed again, or the process could not exit.
+    env = {**licence_plugin, "BUTTERFLYFX_PLUGINS": "storage.sqlite,http,licence"}
+    server = butterflyfx.start("--workers", workers, env=env)
+
+    assert server.wait() == 2
+    assert server.log_text().splitlines()[-1] == (
+        "butterflyfx: cannot start: plugin 'licence' failed to start: "
+        "ConnectionRefusedError: the licence server did not answer"
+    )
+    assert all("exception" not in event for event in server.events())
+    assert server.output() == ""
 
 
 def test_a_port_already_taken_is_reported_not_raised(butterflyfx, tmp_path):
