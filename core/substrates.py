@@ -138,11 +138,6 @@ class SubstrateService:
             self.cache.put(found)
         return found
 
-    def known_types(self) -> list[str]:
-        from butterflyfx.kernel import BUILTIN_LANGUAGES
-
-        return sorted(self.languages if self.languages is not None else BUILTIN_LANGUAGES)
-
     # -- reading ---------------------------------------------------------------------
     async def get(
         self, tenant: str, substrate_id: str, field_name: str = "substrate_id"
@@ -269,10 +264,9 @@ class SubstrateService:
     # -- invocation statistics: counted in memory, flushed to the store ----------------
     def _count(self, tenant: str, identity: int, elapsed_ms: float, ok: bool) -> None:
         key = (tenant, identity)
-        old = self._pending.get(key) or InvocationStats()
-        self._pending[key] = InvocationStats(
-            old.count + 1, old.errors + (0 if ok else 1), old.total_ms + elapsed_ms, now()
-        )
+        call = InvocationStats(1, 0 if ok else 1, elapsed_ms, now())
+        old = self._pending.get(key)
+        self._pending[key] = call if old is None else old.plus(call)
 
     async def flush_invocations(self) -> int:
         """Write the counts gathered since the last flush; returns how many substrates."""
@@ -289,12 +283,5 @@ class SubstrateService:
         pending = self._pending.get((tenant, identity))
         if pending is None:
             return stored
-        if stored is None:
-            return pending
-        return InvocationStats(
-            stored.count + pending.count,
-            stored.errors + pending.errors,
-            stored.total_ms + pending.total_ms,
-            pending.last_invoked_at or stored.last_invoked_at,
-        )
+        return pending if stored is None else stored.plus(pending)
 

@@ -58,6 +58,16 @@ class InvocationStats:
     total_ms: float = 0.0
     last_invoked_at: datetime | None = None
 
+    def plus(self, other: InvocationStats) -> InvocationStats:
+        """Both counts together; the later of the two last calls."""
+        moments = [m for m in (self.last_invoked_at, other.last_invoked_at) if m is not None]
+        return InvocationStats(
+            self.count + other.count,
+            self.errors + other.errors,
+            self.total_ms + other.total_ms,
+            max(moments, default=None),
+        )
+
 
 @dataclass(frozen=True)
 class SubstrateFacts:

@@ -71,13 +71,8 @@ class MemoryStore:
             key = (tenant, identity)
             if key not in self._substrates:
                 continue
-            old = self._stats.get(key) or InvocationStats()
-            self._stats[key] = InvocationStats(
-                old.count + add.count,
-                old.errors + add.errors,
-                old.total_ms + add.total_ms,
-                max(filter(None, [old.last_invoked_at, add.last_invoked_at]), default=None),
-            )
+            old = self._stats.get(key)
+            self._stats[key] = add if old is None else old.plus(add)
 
     async def invocation_stats(self, tenant: str, identity: int) -> InvocationStats | None:
         return self._stats.get((tenant, identity))
