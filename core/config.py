@@ -8,17 +8,20 @@ section's dots written as underscores (``BUTTERFLYFX_STORAGE_SQLITE__PATH``).
 from __future__ import annotations
 
 import json
+import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 ENV_PREFIX = "BUTTERFLYFX_"
 DEFAULT_PLUGINS = ["storage.sqlite", "http"]
-SECRET_WORDS = ("secret", "password", "token", "key", "dsn", "url")
+SECRET_WORDS = frozenset({"secret", "password", "passwd", "token", "key", "credential"})
+MASK = "********"
+_URL_PASSWORD = re.compile(r"(?P<head>[a-z][a-z0-9+.-]*://[^/@:\s]*:)[^/@\s]*@", re.IGNORECASE)
 
 
 class ConfigError(Exception):
@@ -51,6 +54,12 @@ class ServerSettings(StrictModel):
     timeout: float = Field(5.0, gt=0, description="seconds an idle keep-alive connection lives")
     graceful_timeout: float = Field(10.0, ge=0)
     log_level: str = Field("info", pattern="^(debug|info|warning|error|critical)$")
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _lower_case_level(cls, value: Any) -> Any:
+        return value.lower() if isinstance(value, str) else value
+
     max_body_bytes: int = Field(1024 * 1024, ge=1024)
     compiled_cache_size: int = Field(4096, ge=1)
     invocation_flush_seconds: float = Field(1.0, gt=0)
@@ -65,6 +74,7 @@ class LoadedConfig:
     server: ServerSettings
     raw: dict[str, Any]
     sections: dict[str, BaseModel] = field(default_factory=dict)
+    from_environment: dict[tuple[str, str], str] = field(default_factory=dict)
 
     def section(self, name: str) -> BaseModel | None:
         return self.sections.get(name)
@@ -99,7 +109,9 @@ def get_section(raw: dict[str, Any], name: str) -> Any:
 
 def _apply_environment(
     raw: dict[str, Any], env: Mapping[str, str], sections: list[str], source: str
-) -> None:
+) -> dict[tuple[str, str], str]:
+    """Apply the variables to ``raw``; returns which variable set each (section, key)."""
+    origins: dict[tuple[str, str], str] = {}
     by_env_name = {s.upper().replace(".", "_").replace("-", "_"): s for s in sections}
     for variable, text in env.items():
         if not variable.startswith(ENV_PREFIX) or "__" not in variable[len(ENV_PREFIX) :]:
@@ -113,6 +125,8 @@ def _apply_environment(
         if not isinstance(values, dict):
             raise ConfigError(source, section, None, "must be a table")
         values[key.lower()] = _env_value(text)
+        origins[(section, key.lower())] = variable
+    return origins
 
 
 def read_config(
@@ -138,16 +152,23 @@ def read_config(
         plugins = [p.strip() for p in env["BUTTERFLYFX_PLUGINS"].split(",") if p.strip()]
     if not isinstance(plugins, list) or not all(isinstance(p, str) for p in plugins):
         raise ConfigError(source, None, "plugins", "must be a list of plugin names")
-    _apply_environment(raw, env, ["server", *plugins], source)
+    origins = _apply_environment(raw, env, ["server", *plugins], source)
     server_raw = dict(raw.pop("server", {}) or {})
     for key, value in (overrides or {}).items():
         if value is not None:
             server_raw[key] = value
-    server = validate_model(ServerSettings, server_raw, source, "server")
-    return LoadedConfig(source, list(plugins), server, raw)
+    server = validate_model(ServerSettings, server_raw, source, "server", origins)
+    return LoadedConfig(source, list(plugins), server, raw, from_environment=origins)
 
 
-def validate_model(model: type[BaseModel], values: Any, source: str, section: str) -> Any:
+def validate_model(
+    model: type[BaseModel],
+    values: Any,
+    source: str,
+    section: str,
+    origins: Mapping[tuple[str, str], str] | None = None,
+) -> Any:
+    """Validate one section; the error names the key and, if one set it, the variable."""
     if not isinstance(values, dict):
         raise ConfigError(source, section, None, "must be a table")
     try:
@@ -156,6 +177,9 @@ def validate_model(model: type[BaseModel], values: Any, source: str, section: st
         first = error.errors()[0]
         key = ".".join(str(part) for part in first["loc"]) or None
         message = "unknown key" if first["type"] == "extra_forbidden" else first["msg"]
+        variable = (origins or {}).get((section, str(first["loc"][0]) if first["loc"] else ""))
+        if variable is not None:
+            message += f" (set by environment variable {variable})"
         raise ConfigError(source, section, key, message) from None
 
 
@@ -163,7 +187,7 @@ def validate_sections(config: LoadedConfig, models: Mapping[str, type[BaseModel]
     """Check each plugin's section with its model, and refuse sections nobody owns."""
     for name, model in models.items():
         config.sections[name] = validate_model(
-            model, get_section(config.raw, name), config.source, name
+            model, get_section(config.raw, name), config.source, name, config.from_environment
         )
     owned = set(models)
     prefixes = {name.split(".")[0] for name in owned}
@@ -196,13 +220,23 @@ def effective_settings(config: LoadedConfig) -> dict[str, Any]:
     return result
 
 
+def is_secret(key: str) -> bool:
+    """A key whose value must not be printed: api_key, jwt_secret, tokens, db_password, ..."""
+    return any(part.rstrip("s") in SECRET_WORDS or part in SECRET_WORDS
+               for part in re.split(r"[^a-z0-9]+", key.lower()))  # fmt: skip
+
+
 def _masked(values: dict[str, Any]) -> dict[str, Any]:
-    masked: dict[str, Any] = {}
-    for key, value in values.items():
-        if isinstance(value, dict):
-            masked[key] = _masked(value)
-        elif value and any(word in key.lower() for word in SECRET_WORDS):
-            masked[key] = "********"
-        else:
-            masked[key] = value
-    return masked
+    return {key: _masked_value(value, is_secret(key)) for key, value in values.items()}
+
+
+def _masked_value(value: Any, secret: bool) -> Any:
+    if isinstance(value, dict):
+        return _masked(value) if not secret else {key: MASK for key in value}
+    if isinstance(value, list):
+        return [_masked_value(item, secret) for item in value]
+    if secret and isinstance(value, str) and value:  # counts and switches are not secrets
+        return MASK
+    if isinstance(value, str):  # a password inside a URL: postgresql://user:pw@host/db
+        return _URL_PASSWORD.sub(lambda m: f"{m['head']}{MASK}@", value)
+    return value

@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import os
 import time
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,7 +19,7 @@ from butterflyfx.kernel import BUILTIN_LANGUAGES, ExpressionLanguage
 from .config import LoadedConfig, ServerSettings, validate_sections
 from .events import Event
 from .health import PluginHealth, Status, overall
-from .plugins import PluginError, PluginHost, await_maybe, first_result
+from .plugins import PluginError, PluginHost, await_maybe
 from .store import SubstrateStore
 from .substrates import SubstrateService
 
@@ -37,6 +37,7 @@ class ServerContext:
     _store: SubstrateStore | None = None
     _substrates: SubstrateService | None = None
     _flusher: asyncio.Task[None] | None = None
+    storage_plugin: str | None = None
     states: dict[str, str] = field(default_factory=dict)
 
     # -- building --------------------------------------------------------------------
@@ -84,17 +85,36 @@ class ServerContext:
 
     # -- running ---------------------------------------------------------------------
     async def start(self) -> None:
-        """Pick the store, open it, build the services, run every startup hook."""
+        """Pick the store, open it, build the services, run every startup hook.
+
+        A failure names the plugin at fault; whatever was already opened is closed again.
+        """
+        self.started_at = time.time()
+        try:
+            await self._start()
+        except BaseException:
+            await self._close_store()
+            raise
+
+    async def _start(self) -> None:
         hook = self.plugins.hook
-        store = await first_result(hook.butterflyfx_storage(ctx=self))
+        store = None
+        for implementation in reversed(hook.butterflyfx_storage.get_hookimpls()):
+            async with self._blaming(implementation.plugin_name, "give its store"):
+                store = await await_maybe(implementation.function(ctx=self))
+            if store is not None:
+                self.storage_plugin = implementation.plugin_name
+                break
         if store is None:
             raise PluginError(
                 "no storage plugin is loaded: add one (e.g. storage.sqlite) to plugins"
             )
         languages: dict[str, ExpressionLanguage] = dict(BUILTIN_LANGUAGES)
-        for extra in hook.butterflyfx_expression_languages(ctx=self):
-            languages.update(await await_maybe(extra) or {})
-        await store.open()
+        for implementation in reversed(hook.butterflyfx_expression_languages.get_hookimpls()):
+            async with self._blaming(implementation.plugin_name, "give its languages"):
+                languages.update(await await_maybe(implementation.function(ctx=self)) or {})
+        async with self._blaming(self.storage_plugin, "open its store"):
+            await store.open()
         self._store = store
         self._substrates = SubstrateService(
             store, self.emit, languages=languages,
@@ -102,16 +122,34 @@ class ServerContext:
         )  # fmt: skip
         for implementation in reversed(hook.butterflyfx_startup.get_hookimpls()):
             name = implementation.plugin_name
-            try:
+            async with self._blaming(name, "start"):
                 await await_maybe(implementation.function(ctx=self))
-            except Exception as error:
-                raise PluginError(
-                    f"plugin {name!r} failed to start: {type(error).__name__}: {error}"
-                ) from error
             self.states[name] = "started"
         for name in self.plugins.names:
             self.states[name] = "started"
         self._flusher = asyncio.create_task(self._flush_periodically())
+
+    @contextlib.asynccontextmanager
+    async def _blaming(self, plugin: str | None, doing: str) -> AsyncIterator[None]:
+        """Turn any error into a PluginError that names the plugin and what it was doing."""
+        try:
+            yield
+        except PluginError:
+            raise
+        except Exception as error:
+            if plugin is not None:
+                self.states[plugin] = "failed"
+            raise PluginError(
+                f"plugin {plugin!r} failed to {doing}: {type(error).__name__}: {error}"
+            ) from error
+
+    async def _close_store(self) -> None:
+        store, self._store = self._store, None
+        if store is not None:
+            try:
+                await store.close()
+            except Exception:
+                log.exception("store_close_failed", plugin=self.storage_plugin)
 
     async def stop(self) -> None:
         """Flush counts, run every shutdown hook, close the store."""
@@ -127,8 +165,7 @@ class ServerContext:
             except Exception:  # one plugin failing to stop must not keep others open
                 log.exception("plugin_shutdown_failed", plugin=implementation.plugin_name)
             self.states[implementation.plugin_name] = "stopped"
-        if self._store is not None:
-            await self._store.close()
+        await self._close_store()
         for name in self.plugins.names:
             self.states[name] = "stopped"
 
@@ -149,7 +186,7 @@ class ServerContext:
                 log.exception("event_listener_failed", plugin=implementation.plugin_name)
 
     async def health(self) -> tuple[Status, dict[str, PluginHealth]]:
-        """Every plugin's state; a plugin without a health hook reports its lifecycle state."""
+        """Each plugin's state: its health hook, else its store's health(), else its lifecycle."""
         states: dict[str, PluginHealth] = {}
         for implementation in self.plugins.hook.butterflyfx_health.get_hookimpls():
             name = implementation.plugin_name
@@ -159,6 +196,12 @@ class ServerContext:
                 result = PluginHealth("down", {"error": f"{type(error).__name__}: {error}"})
             if result is not None:
                 states[name] = result
+        plugin = self.storage_plugin
+        if plugin is not None and plugin not in states and self._store is not None:
+            try:
+                states[plugin] = PluginHealth("ok", dict(await self._store.health()))
+            except Exception as error:
+                states[plugin] = PluginHealth("down", {"error": f"{type(error).__name__}: {error}"})
         for name in self.plugins.names:
             if name not in states:
                 state = self.states.get(name)

@@ -70,7 +70,11 @@ def butterflyfx_expression_languages(
 
 @hookspec
 def butterflyfx_asgi_app(ctx: ServerContext) -> Any:
-    """The ASGI application the server runs (the ``http`` plugin's). Rule: first non-None."""
+    """The ASGI application the server runs (the ``http`` plugin's). Rule: first non-None.
+
+    Called synchronously while the server builds its app, before the event loop serves:
+    return the application itself, not an awaitable.
+    """
 
 
 @hookspec

@@ -93,9 +93,7 @@ class PluginHost:
             module=getattr(plugin, "__name__", type(plugin).__name__),
             version=dist.version if dist is not None else None,
             distribution=dist.name if dist is not None else None,
-            hooks=sorted(
-                caller.name for caller in self.manager.get_hookcallers(plugin) or []
-            ),
+            hooks=sorted(caller.name for caller in self.manager.get_hookcallers(plugin) or []),
         )
 
     @property

@@ -60,9 +60,7 @@ class SubstrateStore(Protocol):
         """How many substrates the tenant has."""
         ...
 
-    async def add_invocations(
-        self, tenant: str, counts: Mapping[int, InvocationStats]
-    ) -> None:
+    async def add_invocations(self, tenant: str, counts: Mapping[int, InvocationStats]) -> None:
         """Add these counts to each substrate's totals (absent substrates are skipped)."""
         ...
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import json
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -15,6 +16,7 @@ from butterflyfx.kernel import (
     CompiledExpression,
     Division,
     ExpressionLanguage,
+    InvalidSubstrateId,
     InvocationStats,
     JSONValue,
     Limits,
@@ -28,7 +30,7 @@ from butterflyfx.kernel import (
 )
 
 from . import events
-from .problems import invalid, not_found
+from .problems import ProblemError, invalid, not_found, problem_for
 from .store import SubstrateStore
 
 EmitEvent = Callable[[events.Event], Awaitable[None]]
@@ -63,6 +65,16 @@ def decode_cursor(cursor: str) -> int:
         raise invalid("cursor", "cursor is not one this server gave out", status=400) from None
 
 
+def parse_substrate_id(substrate_id: str, field_name: str = "substrate_id") -> int:
+    """The identity an id names; a malformed id is a 400 naming the field it came in."""
+    try:
+        return parse_id(substrate_id)
+    except InvalidSubstrateId as error:
+        problem = problem_for(error, field_name)
+        assert problem is not None
+        raise ProblemError(problem) from None
+
+
 def now() -> datetime:
     return datetime.now(UTC).replace(microsecond=0)
 
@@ -78,6 +90,11 @@ def merge_patch(target: Mapping[str, Any], patch: Mapping[str, Any]) -> dict[str
         else:
             result[key] = value
     return result
+
+
+def _same_json(a: Any, b: Any) -> bool:
+    """Equal as JSON documents (unlike ``==``, ``1``, ``1.0`` and ``true`` differ)."""
+    return json.dumps(a, sort_keys=True) == json.dumps(b, sort_keys=True)
 
 
 class CompiledCache:
@@ -142,7 +159,7 @@ class SubstrateService:
     async def get(
         self, tenant: str, substrate_id: str, field_name: str = "substrate_id"
     ) -> Substrate:
-        identity = parse_id(substrate_id)
+        identity = parse_substrate_id(substrate_id, field_name)
         found = await self.store.get_substrate(tenant, identity)
         if found is None:
             raise not_found("substrate", format_id(identity), field_name)
@@ -189,9 +206,10 @@ class SubstrateService:
         self, tenant: str, substrate_id: str, patch: Mapping[str, Any]
     ) -> Substrate:
         current = await self.get(tenant, substrate_id)
-        updated = await self.store.update_metadata(
-            tenant, current.identity, merge_patch(current.metadata, patch), now=now()
-        )
+        merged = merge_patch(current.metadata, patch)
+        if _same_json(merged, current.metadata):
+            return current  # nothing changes: no new version, no event
+        updated = await self.store.update_metadata(tenant, current.identity, merged, now=now())
         if updated is None:  # deleted between the two calls
             raise not_found("substrate", current.substrate_id, "substrate_id")
         await self.emit(
@@ -201,7 +219,7 @@ class SubstrateService:
         return updated
 
     async def delete(self, tenant: str, substrate_id: str) -> None:
-        identity = parse_id(substrate_id)
+        identity = parse_substrate_id(substrate_id)
         if not await self.store.delete_substrate(tenant, identity):
             raise not_found("substrate", format_id(identity), "substrate_id")
         self._pending.pop((tenant, identity), None)
@@ -284,4 +302,3 @@ class SubstrateService:
         if pending is None:
             return stored
         return pending if stored is None else stored.plus(pending)
-

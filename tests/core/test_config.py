@@ -135,3 +135,36 @@ def test_effective_settings_mask_secrets(tmp_path):
     assert shown["auth.jwt"] == {"secret": "********", "issuer": "butterflyfx"}
     assert "hunter2" not in repr(shown)
     assert shown["server"]["port"] == 8000
+
+
+def test_a_bad_value_from_the_environment_names_the_variable(tmp_path):
+    path = write(tmp_path, "[server]\nport = 9001\n")
+    with pytest.raises(ConfigError) as caught:
+        read_config(path, {"BUTTERFLYFX_SERVER__PORT": "eighty"})
+    message = str(caught.value)
+    assert "section [server], key 'port'" in message
+    assert "set by environment variable BUTTERFLYFX_SERVER__PORT" in message
+
+
+def test_the_log_level_is_case_insensitive():
+    assert read_config(None, {"BUTTERFLYFX_SERVER__LOG_LEVEL": "DEBUG"}).server.log_level == "debug"
+    with pytest.raises(ConfigError, match="log_level"):
+        read_config(None, {"BUTTERFLYFX_SERVER__LOG_LEVEL": "chatty"})
+
+
+def test_masking_covers_lists_and_passwords_inside_urls_but_not_counts_or_plain_urls(tmp_path):
+    class Remote(StrictModel):
+        dsn: str = "postgresql://app:hunter2@db.internal:5432/butterflyfx"
+        base_url: str = "https://api.example.com"
+        api_keys: list[str] = ["key-one", "key-two"]
+        max_keys: int = 3
+
+    config = read_config(write(tmp_path, 'plugins = ["remote"]\n'))
+    validate_sections(config, {"remote": Remote})
+    shown = effective_settings(config)["remote"]
+    assert shown == {
+        "dsn": "postgresql://app:********@db.internal:5432/butterflyfx",
+        "base_url": "https://api.example.com",
+        "api_keys": ["********", "********"],
+        "max_keys": 3,
+    }

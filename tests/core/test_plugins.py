@@ -56,8 +56,10 @@ def test_await_maybe_resolves_values_and_coroutines_alike():
         return 42
 
     async def main():
-        return await await_maybe(7), await await_maybe(later()), await first_result(
-            [None, later(), 3]
+        return (
+            await await_maybe(7),
+            await await_maybe(later()),
+            await first_result([None, later(), 3]),
         )
 
     assert asyncio.run(main()) == (7, 42, 42)
@@ -135,3 +137,57 @@ def test_without_a_storage_plugin_the_server_refuses_to_start():
     ctx = ServerContext.build(read_config(None, {"BUTTERFLYFX_PLUGINS": ""}))
     with pytest.raises(PluginError, match="no storage plugin"):
         asyncio.run(ctx.start())
+
+
+class ClosableStore:
+    """The memory store, remembering whether it was closed."""
+
+    def __init__(self) -> None:
+        from butterflyfx.plugins.storage_memory import MemoryStore
+
+        self.inner, self.closed = MemoryStore(), False
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+    async def close(self) -> None:
+        self.closed = True
+        await self.inner.close()
+
+
+def test_a_failed_start_closes_the_store_it_had_opened():
+    store = ClosableStore()
+    extra = {
+        "tracked": plugin("tracked", butterflyfx_storage=lambda ctx: store),
+        "audit": plugin("audit", butterflyfx_startup=lambda ctx: 1 / 0),
+    }
+    ctx = ServerContext.build(read_config(None, {"BUTTERFLYFX_PLUGINS": "tracked,audit"}), extra)
+    with pytest.raises(PluginError, match="'audit' failed to start: ZeroDivisionError"):
+        asyncio.run(ctx.start())
+    assert store.closed
+    assert ctx.states["audit"] == "failed"
+
+
+def test_a_storage_plugin_that_breaks_is_named():
+    def broken(ctx):
+        raise ConnectionRefusedError("db.internal:5432")
+
+    extra = {"remote": plugin("remote", butterflyfx_storage=broken)}
+    ctx = ServerContext.build(read_config(None, {"BUTTERFLYFX_PLUGINS": "remote"}), extra)
+    with pytest.raises(PluginError, match="'remote' failed to give its store: Connection"):
+        asyncio.run(ctx.start())
+
+
+def test_a_store_without_a_health_hook_reports_its_own_health():
+    async def story():
+        ctx = ServerContext.build(read_config(None, {"BUTTERFLYFX_PLUGINS": "storage.memory"}))
+        await ctx.start()
+        try:
+            await ctx.substrates.create("default", "lambda", "lambda **kw: 1")
+            return await ctx.health()
+        finally:
+            await ctx.stop()
+
+    status, states = asyncio.run(story())
+    assert status == "ok"
+    assert states["storage.memory"].detail == {"substrates": 1}

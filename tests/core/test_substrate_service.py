@@ -12,7 +12,6 @@ from butterflyfx.core.substrates import CompiledCache, SubstrateService, merge_p
 from butterflyfx.kernel import (
     EvaluationError,
     ExpressionRejected,
-    InvalidSubstrateId,
     compile_expression,
     format_id,
 )
@@ -132,10 +131,18 @@ def test_deleting_removes_the_substrate_and_a_second_delete_is_404():
     assert run(story) == (404, ["substrate.created", "substrate.deleted"])
 
 
-def test_a_malformed_id_is_an_invalid_id_error():
+def test_a_malformed_id_is_a_400_naming_the_field_it_came_in():
     async def story(service, heard):
-        with pytest.raises(InvalidSubstrateId):
+        with pytest.raises(ProblemError) as raised:
             await service.get("default", "0xZZ")
+        assert (raised.value.problem.status, raised.value.problem.extra["field"]) == (
+            400,
+            "substrate_id",
+        )
+        first, _ = await service.create("default", "lambda", SEED)
+        with pytest.raises(ProblemError) as raised:
+            await service.multiply_substrates("default", [first.substrate_id, "0xZZ"])
+        assert raised.value.problem.extra["field"] == "substrate_ids[1]"
 
     run(story)
 
@@ -213,3 +220,15 @@ def test_the_compiled_cache_is_a_bounded_lru():
     assert len(cache) == 2
     assert cache.get("lambda", b.identity) is None
     assert cache.get("lambda", c.identity) is c
+
+
+def test_a_patch_that_changes_nothing_keeps_the_version_and_fires_no_event():
+    async def story(service, heard):
+        s, _ = await service.create("default", "lambda", SEED, {"owner": "ada", "n": 1})
+        same = await service.update_metadata("default", s.substrate_id, {"owner": "ada"})
+        assert same.version == s.version
+        assert not [e for e in heard if e.kind == "substrate.updated"]
+        changed = await service.update_metadata("default", s.substrate_id, {"n": True})
+        assert changed.version == s.version + 1 and changed.metadata["n"] is True
+
+    run(story)
