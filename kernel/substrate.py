@@ -17,9 +17,11 @@ def format_timestamp(moment: datetime | None) -> str | None:
         return None
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
-    moment = moment.astimezone(UTC)
-    # not strftime: %Y does not pad years before 1000, which fromisoformat then refuses
-    return f"{moment.year:04d}-{moment:%m-%dT%H:%M:%S}Z"
+    elif moment.tzinfo is not UTC:
+        moment = moment.astimezone(UTC)
+    # isoformat pads the year to four digits (strftime's %Y does not) and is twice as fast
+    # as strftime; it runs twice for every substrate the API returns. It ends in "+00:00".
+    return moment.isoformat(timespec="seconds")[:-6] + "Z"
 
 
 def parse_timestamp(text: str | None) -> datetime | None:
