@@ -89,21 +89,21 @@ def _env_value(text: str) -> Any:
     return text
 
 
-def _section_path(raw: dict[str, Any], name: str) -> tuple[dict[str, Any], str]:
+def _section_path(raw: dict[str, Any], name: str, source: str) -> tuple[dict[str, Any], str]:
     """The table holding section ``name`` (``storage.sqlite`` lives at raw["storage"])."""
     *parents, last = name.split(".")
     table = raw
-    for part in parents:
-        child = table.get(part)
+    for depth, part in enumerate(parents):
+        child = table.setdefault(part, {})
         if not isinstance(child, dict):
-            child = {}
-            table[part] = child
+            where = ".".join(parents[: depth + 1])
+            raise ConfigError(source, where, None, f"must be a table (it holds [{name}])")
         table = child
     return table, last
 
 
-def get_section(raw: dict[str, Any], name: str) -> Any:
-    table, last = _section_path(raw, name)
+def get_section(raw: dict[str, Any], name: str, source: str = "<config>") -> Any:
+    table, last = _section_path(raw, name, source)
     return table.get(last, {})
 
 
@@ -120,7 +120,7 @@ def _apply_environment(
         section = by_env_name.get(section_part)
         if section is None:
             continue  # variables for plugins not loaded are someone else's
-        table, last = _section_path(raw, section)
+        table, last = _section_path(raw, section, source)
         values = table.setdefault(last, {})
         if not isinstance(values, dict):
             raise ConfigError(source, section, None, "must be a table")
@@ -149,11 +149,19 @@ def read_config(
             raise ConfigError(source, None, None, f"not valid TOML: {error}") from None
     plugins = raw.pop("plugins", DEFAULT_PLUGINS)
     if "BUTTERFLYFX_PLUGINS" in env:
-        plugins = [p.strip() for p in env["BUTTERFLYFX_PLUGINS"].split(",") if p.strip()]
+        text = env["BUTTERFLYFX_PLUGINS"].strip()  # "a,b" or a JSON list like other lists
+        plugins = (
+            _env_value(text)
+            if text.startswith("[")
+            else [p.strip() for p in text.split(",") if p.strip()]
+        )
     if not isinstance(plugins, list) or not all(isinstance(p, str) for p in plugins):
         raise ConfigError(source, None, "plugins", "must be a list of plugin names")
     origins = _apply_environment(raw, env, ["server", *plugins], source)
-    server_raw = dict(raw.pop("server", {}) or {})
+    server_table = raw.pop("server", {})
+    if not isinstance(server_table, dict):
+        raise ConfigError(source, "server", None, "must be a table")
+    server_raw = dict(server_table)
     for key, value in (overrides or {}).items():
         if value is not None:
             server_raw[key] = value
@@ -187,25 +195,41 @@ def validate_sections(config: LoadedConfig, models: Mapping[str, type[BaseModel]
     """Check each plugin's section with its model, and refuse sections nobody owns."""
     for name, model in models.items():
         config.sections[name] = validate_model(
-            model, get_section(config.raw, name), config.source, name, config.from_environment
+            model,
+            get_section(config.raw, name, config.source),
+            config.source,
+            name,
+            config.from_environment,
         )
-    owned = set(models)
-    prefixes = {name.split(".")[0] for name in owned}
-    for key, value in config.raw.items():
-        if key in owned:
+    _refuse_unowned(config, config.raw, "", set(models))
+
+
+def _refuse_unowned(
+    config: LoadedConfig, table: dict[str, Any], prefix: str, owned: set[str]
+) -> None:
+    """Every table in ``table`` is a section a model owns or a namespace leading to one."""
+    for key, value in table.items():
+        name = f"{prefix}{key}"
+        if name in owned:
             continue
-        if key in prefixes and isinstance(value, dict):
-            for child in value:
-                if f"{key}.{child}" not in owned:
-                    raise ConfigError(
-                        config.source, f"{key}.{child}", None,
-                        "no loaded plugin has this section; is it in the plugins list?",
-                    )  # fmt: skip
+        namespace = (
+            isinstance(value, dict)
+            and name not in config.plugins
+            and (
+                any(o.startswith(f"{name}.") for o in owned)
+                or (value and all(isinstance(child, dict) for child in value.values()))
+            )
+        )
+        if namespace:  # [storage.sqlite] lives in the table "storage"
+            _refuse_unowned(config, value, f"{name}.", owned)
             continue
-        raise ConfigError(
-            config.source, key, None,
-            "no loaded plugin has this section; is it in the plugins list?",
-        )  # fmt: skip
+        if name in config.plugins:
+            message = f"plugin {name!r} takes no settings; remove this section"
+        elif not isinstance(value, dict):
+            message = "is not a setting: top-level keys are plugins and sections"
+        else:
+            message = "no loaded plugin has this section; is it in the plugins list?"
+        raise ConfigError(config.source, name, None, message)
 
 
 def effective_settings(config: LoadedConfig) -> dict[str, Any]:

@@ -168,3 +168,38 @@ def test_masking_covers_lists_and_passwords_inside_urls_but_not_counts_or_plain_
         "api_keys": ["********", "********"],
         "max_keys": 3,
     }
+
+
+@pytest.mark.parametrize(
+    ("text", "section", "problem"),
+    [
+        ("server = 5\n", "server", "must be a table"),
+        ('plugins = ["storage.sqlite"]\nstorage = "sqlite"\n', "storage", "must be a table"),
+        ('plugins = ["storage.sqlite", "storage.memory"]\n[storage.memory]\nx = 1\n',
+         "storage.memory", "plugin 'storage.memory' takes no settings"),
+        ('plugins = ["storage.sqlite"]\n[auth.jwt]\nsecret = "s"\n', "auth.jwt",
+         "no loaded plugin has this section"),
+        ('plugins = ["storage.sqlite"]\nport = 8000\n', "port", "is not a setting"),
+    ],
+)  # fmt: skip
+def test_misplaced_sections_name_the_exact_section(tmp_path, text, problem, section):
+    config_text = write(tmp_path, text)
+    with pytest.raises(ConfigError) as caught:
+        config = read_config(config_text)
+        validate_sections(config, {"storage.sqlite": SqliteSection})
+    assert caught.value.section == section
+    assert problem in caught.value.message
+
+
+def test_a_plugin_may_own_a_section_two_dots_deep(tmp_path):
+    class Deep(StrictModel):
+        level: int = 0
+
+    config = read_config(write(tmp_path, 'plugins = ["graph.x.y"]\n[graph.x.y]\nlevel = 3\n'))
+    validate_sections(config, {"graph.x.y": Deep})
+    assert config.section("graph.x.y").level == 3
+
+
+def test_the_plugin_list_from_the_environment_may_also_be_json():
+    config = read_config(None, {"BUTTERFLYFX_PLUGINS": '["storage.memory", "http"]'})
+    assert config.plugins == ["storage.memory", "http"]
