@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import os
 import time
 from collections.abc import AsyncIterator, Mapping
@@ -19,7 +20,7 @@ from butterflyfx.kernel import BUILTIN_LANGUAGES, ExpressionLanguage
 from .config import LoadedConfig, ServerSettings, validate_sections
 from .events import Event
 from .health import PluginHealth, Status, overall
-from .plugins import PluginError, PluginHost, await_maybe
+from .plugins import PluginError, PluginHost, await_maybe, call
 from .store import SubstrateStore
 from .substrates import SubstrateService
 
@@ -48,11 +49,32 @@ class ServerContext:
         """Load the plugins the config names and validate every plugin's section."""
         host = PluginHost(config.plugins, extra)
         models: dict[str, type[BaseModel]] = {}
+        owners: dict[str, str] = {}
         for implementation in host.hook.butterflyfx_config_model.get_hookimpls():
-            result = implementation.function()
+            name = implementation.plugin_name
+            result = call(implementation)
             if result is None:
                 continue
+            if not (
+                isinstance(result, tuple)
+                and len(result) == 2
+                and isinstance(result[0], str)
+                and isinstance(result[1], type)
+                and issubclass(result[1], BaseModel)
+            ):
+                if inspect.iscoroutine(result):
+                    result.close()
+                raise PluginError(
+                    f"plugin {name!r}: butterflyfx_config_model must return (section name, "
+                    f"pydantic model class) synchronously, not {type(result).__name__}"
+                )
             section, model = result
+            if section in owners:
+                raise PluginError(
+                    f"plugins {owners[section]!r} and {name!r} both claim config section "
+                    f"[{section}]"
+                )
+            owners[section] = name
             models[section] = model
         validate_sections(config, models)
         ctx = cls(config, host)
@@ -101,7 +123,7 @@ class ServerContext:
         store = None
         for implementation in reversed(hook.butterflyfx_storage.get_hookimpls()):
             async with self._blaming(implementation.plugin_name, "give its store"):
-                store = await await_maybe(implementation.function(ctx=self))
+                store = await await_maybe(call(implementation, ctx=self))
             if store is not None:
                 self.storage_plugin = implementation.plugin_name
                 break
@@ -112,7 +134,7 @@ class ServerContext:
         languages: dict[str, ExpressionLanguage] = dict(BUILTIN_LANGUAGES)
         for implementation in reversed(hook.butterflyfx_expression_languages.get_hookimpls()):
             async with self._blaming(implementation.plugin_name, "give its languages"):
-                languages.update(await await_maybe(implementation.function(ctx=self)) or {})
+                languages.update(await await_maybe(call(implementation, ctx=self)) or {})
         async with self._blaming(self.storage_plugin, "open its store"):
             await store.open()
         self._store = store
@@ -123,7 +145,7 @@ class ServerContext:
         for implementation in reversed(hook.butterflyfx_startup.get_hookimpls()):
             name = implementation.plugin_name
             async with self._blaming(name, "start"):
-                await await_maybe(implementation.function(ctx=self))
+                await await_maybe(call(implementation, ctx=self))
             self.states[name] = "started"
         for name in self.plugins.names:
             self.states[name] = "started"
@@ -161,7 +183,7 @@ class ServerContext:
             await self._substrates.flush_invocations()
         for implementation in self.plugins.hook.butterflyfx_shutdown.get_hookimpls():
             try:
-                await await_maybe(implementation.function(ctx=self))
+                await await_maybe(call(implementation, ctx=self))
             except Exception:  # one plugin failing to stop must not keep others open
                 log.exception("plugin_shutdown_failed", plugin=implementation.plugin_name)
             self.states[implementation.plugin_name] = "stopped"
@@ -181,7 +203,7 @@ class ServerContext:
         """Tell every ``on_event`` plugin; a failing listener is logged, never the caller's."""
         for implementation in self.plugins.hook.butterflyfx_on_event.get_hookimpls():
             try:
-                await await_maybe(implementation.function(event=event, ctx=self))
+                await await_maybe(call(implementation, event=event, ctx=self))
             except Exception:
                 log.exception("event_listener_failed", plugin=implementation.plugin_name)
 
@@ -191,7 +213,7 @@ class ServerContext:
         for implementation in self.plugins.hook.butterflyfx_health.get_hookimpls():
             name = implementation.plugin_name
             try:
-                result = await await_maybe(implementation.function(ctx=self))
+                result = await await_maybe(call(implementation, ctx=self))
             except Exception as error:
                 result = PluginHealth("down", {"error": f"{type(error).__name__}: {error}"})
             if result is not None:

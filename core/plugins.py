@@ -35,6 +35,15 @@ async def first_result(results: Iterable[Any]) -> Any:
     return None
 
 
+HOOK_PREFIX = "butterflyfx_"
+
+
+def call(implementation: Any, **arguments: Any) -> Any:
+    """Call one hook implementation with the arguments it asks for (pluggy lets an
+    implementation take fewer than the spec offers, e.g. ``on_event(event)``)."""
+    return implementation.function(**{name: arguments[name] for name in implementation.argnames})
+
+
 def available_plugins() -> dict[str, EntryPoint]:
     """Every plugin installed in this environment, by the name a config file uses."""
     return {ep.name: ep for ep in entry_points(group=ENTRY_POINT_GROUP)}
@@ -80,13 +89,27 @@ class PluginHost:
         try:
             self.manager.check_pending()
         except pluggy.PluginValidationError as error:
-            raise PluginError(f"plugin {error.plugin!r} has an unknown hook: {error}") from error
+            name = self.manager.get_name(error.plugin) or repr(error.plugin)
+            raise PluginError(f"plugin {name!r} has an unknown hook: {error}") from error
 
     def _register(self, name: str, plugin: object, entry: EntryPoint | None) -> None:
         try:
             self.manager.register(plugin, name=name)
         except pluggy.PluginValidationError as error:
             raise PluginError(f"plugin {name!r} is invalid: {error}") from error
+        forgotten = sorted(
+            attribute
+            for attribute in dir(plugin)
+            if attribute.startswith(HOOK_PREFIX)
+            and callable(getattr(plugin, attribute, None))
+            and self.manager.parse_hookimpl_opts(plugin, attribute) is None
+        )
+        if forgotten:
+            self.manager.unregister(plugin)
+            raise PluginError(
+                f"plugin {name!r}: {', '.join(forgotten)} lacks the @hookimpl decorator "
+                "(from butterflyfx.core.hookspecs import hookimpl), so it would never run"
+            )
         dist = entry.dist if entry is not None else None
         self.info[name] = PluginInfo(
             name=name,

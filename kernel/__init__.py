@@ -32,7 +32,7 @@ from .expressions import (
     compile_expression,
     substrate_identity,
 )
-from .identity import format_id, parse_id, relationship_identity
+from .identity import format_id, identity_from_canonical, parse_id, relationship_identity
 from .json_values import JSONValue, to_json_value
 from .manifold import ManifoldPoint, manifold_point
 from .multiply import multiply
@@ -84,6 +84,7 @@ __all__ = [
     "canonical_form",
     "compile_expression",
     "format_id",
+    "identity_from_canonical",
     "parse_id",
     "relationship_identity",
     "substrate_identity",

@@ -26,11 +26,9 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -38,6 +36,9 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
+
+from butterflyfx.testing.process import free_port
+from butterflyfx.testing.process import wait_until_ready as wait_until_answering
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
@@ -73,12 +74,6 @@ class Server:
             return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
         except OSError:
             return "(no log)"
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def butterflyfx_command() -> list[str]:
@@ -164,26 +159,10 @@ def request(method: str, url: str, body: Any = None, timeout: float = 5.0) -> tu
 
 def wait_until_ready(server: Server, path: str, deadline: float = START_DEADLINE) -> None:
     """Poll ``path`` until it answers 2xx; fail with the server's log if it dies or stalls."""
-    give_up = time.monotonic() + deadline
-    last: object = None
-    while time.monotonic() < give_up:
-        if server.process.poll() is not None:
-            raise RuntimeError(
-                f"{server.name} server exited with {server.process.returncode}:\n"
-                f"{server.log_tail()}"
-            )
-        try:
-            status, _ = request("GET", server.url + path, timeout=1.0)
-            if 200 <= status < 300:
-                return
-            last = status
-        except OSError as error:
-            last = error
-        time.sleep(0.1)
-    raise RuntimeError(
-        f"{server.name} server not ready on {server.url}{path} after {deadline:.0f}s "
-        f"(last: {last}):\n{server.log_tail()}"
-    )
+    wait_until_answering(
+        server.process, server.url + path, deadline=deadline, log=server.log_tail,
+        name=f"{server.name} server",
+    )  # fmt: skip
 
 
 def create_seed(ours: Server) -> str:

@@ -97,6 +97,14 @@ def substrate_response(substrate: Substrate, status: int = 200) -> Response:
     return Response(body, status, headers, content_type="application/json")
 
 
+def bodiless(status: int, headers: dict[str, str] | None = None) -> Response:
+    """A 204 or 304: no Content-Type, and no Content-Length (RFC 9110 8.6, 15.4.5)."""
+    response = Response(b"", status, headers)
+    del response.headers["Content-Type"]
+    del response.headers["Content-Length"]
+    return response
+
+
 def checked_id(substrate_id: str, field: str = "substrate_id") -> str:
     """``substrate_id`` if well formed, else a 400 naming ``field``; checked before the body
     is read so a request wrong in both ways hears about the id first."""
@@ -183,7 +191,7 @@ class SubstrateRoutes:
         response = substrate_response(substrate)
         wanted = request.headers.get("If-None-Match")
         if wanted and etag_matches(wanted, response.headers["ETag"]):
-            return Response(b"", 304, {"ETag": response.headers["ETag"]})
+            return bodiless(304, {"ETag": response.headers["ETag"]})
         return response
 
     @document_request(UpdateSubstrate)
@@ -207,7 +215,7 @@ class SubstrateRoutes:
     async def delete_substrate(self, substrate_id: str) -> Response:
         """Delete a substrate."""
         await self.ctx.substrates.delete(current_tenant(), checked_id(substrate_id))
-        return Response(b"", 204)
+        return bodiless(204)
 
     @document_request(DivideSubstrate)
     @document_response(DivisionBody, 200)

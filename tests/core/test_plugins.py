@@ -42,7 +42,7 @@ def test_a_misspelled_hook_implementation_is_caught_at_boot():
     def butterflyfx_on_evnt(event):
         return None
 
-    with pytest.raises(PluginError, match="audit"):
+    with pytest.raises(PluginError, match="plugin .audit. has an unknown hook"):
         PluginHost(["audit"], {"audit": plugin("audit", butterflyfx_on_evnt=butterflyfx_on_evnt)})
 
 
@@ -191,3 +191,43 @@ def test_a_store_without_a_health_hook_reports_its_own_health():
     status, states = asyncio.run(story())
     assert status == "ok"
     assert states["storage.memory"].detail == {"substrates": 1}
+
+
+def test_a_hook_may_take_only_the_arguments_it_needs():
+    heard = []
+
+    async def story():
+        extra = {"audit": plugin("audit", butterflyfx_on_event=lambda event: heard.append(event))}
+        config = read_config(None, {"BUTTERFLYFX_PLUGINS": "storage.memory,audit"})
+        ctx = ServerContext.build(config, extra)
+        await ctx.start()
+        try:
+            await ctx.substrates.create("default", "lambda", "lambda **kw: 1")
+        finally:
+            await ctx.stop()
+
+    asyncio.run(story())
+    assert [event.kind for event in heard] == [SUBSTRATE_CREATED]
+
+
+def test_a_hook_function_without_the_decorator_is_refused():
+    forgetful = types.SimpleNamespace(__name__="forgetful", butterflyfx_startup=lambda ctx: None)
+    with pytest.raises(PluginError, match="'forgetful': butterflyfx_startup lacks the @hookimpl"):
+        PluginHost(["forgetful"], {"forgetful": forgetful})
+
+
+def test_an_async_config_model_and_a_contested_section_name_the_plugins():
+    async def model():
+        return "audit", StrictModel
+
+    with pytest.raises(PluginError, match="'audit': butterflyfx_config_model must return"):
+        ServerContext.build(
+            read_config(None, {"BUTTERFLYFX_PLUGINS": "audit"}),
+            {"audit": plugin("audit", butterflyfx_config_model=model)},
+        )
+    twins = {
+        name: plugin(name, butterflyfx_config_model=lambda: ("shared", StrictModel))
+        for name in ("one", "two")
+    }
+    with pytest.raises(PluginError, match="'one' and 'two' both claim config section"):
+        ServerContext.build(read_config(None, {"BUTTERFLYFX_PLUGINS": "one,two"}), twins)

@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -18,16 +17,12 @@ from typing import Any
 
 import httpx
 
+from butterflyfx.testing.process import free_port, wait_until_ready
+
 START_DEADLINE = 90.0  # a cold interpreter importing Quart on a busy 2-core machine
 STOP_DEADLINE = 60.0
 COMMAND_TIMEOUT = 90.0
 INSTALLED_SCRIPT = Path(sys.executable).parent / "butterflyfx"
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def clean_environment(extra: dict[str, str] | None = None) -> dict[str, str]:
@@ -75,23 +70,12 @@ class Server:
         return httpx.Client(base_url=self.url, timeout=30.0)
 
     def wait_ready(self, deadline: float = START_DEADLINE) -> Server:
-        """Poll GET /api/v1/health until it answers 200; fail with the log if it dies."""
-        give_up = time.monotonic() + deadline
-        last: object = None
-        while time.monotonic() < give_up:
-            if self.process.poll() is not None:
-                raise AssertionError(
-                    f"the server exited with {self.process.returncode}:\n{self.log_text()}"
-                )
-            try:
-                response = httpx.get(self.url + "/api/v1/health", timeout=5.0)
-                if response.status_code == 200:
-                    return self
-                last = response.status_code
-            except httpx.HTTPError as error:
-                last = error
-            time.sleep(0.2)
-        raise AssertionError(f"not healthy after {deadline:.0f}s ({last}):\n{self.log_text()}")
+        """Poll GET /api/v1/health until it answers 2xx; fail with the log if it dies."""
+        wait_until_ready(
+            self.process, self.url + "/api/v1/health", deadline=deadline, log=self.log_text,
+            name="the server", interval=0.2,
+        )  # fmt: skip
+        return self
 
     def send(self, signum: int) -> None:
         self.process.send_signal(signum)

@@ -215,3 +215,22 @@ def test_a_port_already_taken_is_reported_not_raised(butterflyfx, tmp_path):
         f"cannot listen on 127.0.0.1:{port}: Address already in use"
     )
     assert "Traceback" not in result.stderr
+
+
+def test_304_and_204_go_out_without_content_headers(butterflyfx, tmp_path):
+    """RFC 9110: no Content-Length on a 204; on a 304 none that differs from the 200's."""
+    server = butterflyfx.start("--data-dir", str(tmp_path / "data")).wait_ready()
+    client = server.client()
+    created = client.post("/api/v1/substrates", json=LAMBDA).json()
+    url = f"/api/v1/substrates/{created['substrate_id']}"
+    etag = client.get(url).headers["ETag"]
+
+    not_modified = client.get(url, headers={"If-None-Match": etag})
+    deleted = client.delete(url)
+
+    assert (not_modified.status_code, deleted.status_code) == (304, 204)
+    for response in (not_modified, deleted):
+        assert "content-length" not in response.headers
+        assert "content-type" not in response.headers
+        assert response.content == b""
+    assert not_modified.headers["ETag"] == etag

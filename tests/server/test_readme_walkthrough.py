@@ -1,0 +1,333 @@
+"""README.md's "Walk-through with curl" prints what it says, against a real server.
+
+Every ```` ```console ```` block of README.md is read in order: a line starting with ``$ ``
+is a command (continued over the next lines while it ends with ``\\`` or has a quote open),
+and the lines after it, up to the next command, are what it prints. Each command runs with
+bash, in order, against one ``butterflyfx serve`` process on a free port with an empty data
+folder, the README's ``127.0.0.1:8000`` replaced by that server's address.
+
+An output is compared part by part: a line starting with ``{`` or ``[`` that begins a JSON
+document starts a JSON part, compared as JSON, where the string ``"..."`` in the README
+stands for any value; other lines are text, compared as doctest does with ELLIPSIS and
+NORMALIZE_WHITESPACE (``\\r\\n`` from ``curl -i`` counts as ``\\n``). Anything else must be
+equal: ids, identities, results, dimensions, statuses, and which keys an object has.
+"""
+
+from __future__ import annotations
+
+import doctest
+import json
+import os
+import re
+import shlex
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from server_process import Butterflyfx, clean_environment
+
+ROOT = Path(__file__).resolve().parents[2]
+README = ROOT / "README.md"
+README_ADDRESS = "127.0.0.1:8000"
+WILDCARD = "..."
+COMMAND_TIMEOUT = 60.0
+TEXT_OPTIONS = doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE
+# Settings of the machine that would change what curl prints or where it connects.
+PROXY_VARIABLES = {"http_proxy", "https_proxy", "all_proxy", "no_proxy"}
+
+
+# -- reading the README -----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Step:
+    """One ``$ `` command of a console block and the output the README shows for it."""
+
+    line: int  # 1-based line of the README where the command starts
+    command: str
+    expected: str
+
+
+def _complete(command: str) -> bool:
+    """Whether a shell command is whole: no quote left open, no trailing backslash."""
+    try:
+        shlex.split(command)
+    except ValueError:
+        return False
+    return True
+
+
+def console_steps(markdown: str) -> list[Step]:
+    """The commands of every ```` ```console ```` block, in order, with their outputs."""
+    steps: list[Step] = []
+    block: list[tuple[int, str]] | None = None  # (line number, text) inside a console block
+    for number, line in enumerate(markdown.splitlines(), start=1):
+        if block is None:
+            if line.strip() == "```console":
+                block = []
+        elif line.strip() == "```":
+            steps += block_steps(block)
+            block = None
+        else:
+            block.append((number, line))
+    if block is not None:
+        raise ValueError("README.md: a console block is never closed")
+    return steps
+
+
+def block_steps(block: list[tuple[int, str]]) -> list[Step]:
+    steps: list[Step] = []
+    start, command, output = 0, "", []
+    for number, line in block:
+        if start and not _complete(command):
+            command += "\n" + line
+        elif line.startswith("$ "):
+            if start:
+                steps.append(Step(start, command, "\n".join(output)))
+            start, command, output = number, line[2:], []
+        elif start:
+            output.append(line)
+        else:
+            raise ValueError(f"README.md line {number}: output before any $ command")
+    if start and not _complete(command):
+        raise ValueError(f"README.md line {start}: the command is never finished")
+    if start:
+        steps.append(Step(start, command, "\n".join(output)))
+    return steps
+
+
+# -- comparing outputs ------------------------------------------------------------------
+
+
+def parts(text: str) -> list[tuple[str, Any]]:
+    """``text`` cut into ("json", value) and ("text", lines) parts; blank text is dropped.
+
+    A JSON part starts on a line whose first character is ``{`` or ``[`` and which begins a
+    JSON document that ends a line.
+    """
+    text = text.replace("\r\n", "\n")
+    decoder = json.JSONDecoder()
+    found: list[tuple[str, Any]] = []
+    pending: list[str] = []
+
+    def flush() -> None:
+        if "".join(pending).strip():
+            found.append(("text", "".join(pending)))
+        pending.clear()
+
+    position = 0
+    while position < len(text):
+        newline = text.find("\n", position)
+        line_end = len(text) if newline < 0 else newline + 1
+        if text[position : position + 1] in ("{", "["):
+            try:
+                value, stop = decoder.raw_decode(text, position)
+            except ValueError:
+                pass
+            else:
+                newline = text.find("\n", stop)
+                rest_end = len(text) if newline < 0 else newline + 1
+                if not text[stop:rest_end].strip():
+                    flush()
+                    found.append(("json", value))
+                    position = rest_end
+                    continue
+        pending.append(text[position:line_end])
+        position = line_end
+    flush()
+    return found
+
+
+def json_differences(expected: Any, actual: Any, path: str = "$") -> list[str]:
+    """Where ``actual`` differs from ``expected``, in which the string "..." matches anything.
+
+    Types are compared too: 35, 35.0 and true are three different results.
+    """
+    if expected == WILDCARD:
+        return []
+    if isinstance(expected, dict) and isinstance(actual, dict):
+        found = []
+        if set(expected) != set(actual):
+            missing = sorted(set(expected) - set(actual))
+            extra = sorted(set(actual) - set(expected))
+            found.append(f"{path}: keys missing {missing}, unexpected {extra}")
+        for key in expected.keys() & actual.keys():
+            found += json_differences(expected[key], actual[key], f"{path}.{key}")
+        return found
+    if isinstance(expected, list) and isinstance(actual, list):
+        if len(expected) != len(actual):
+            return [f"{path}: {len(actual)} items where {len(expected)} were expected"]
+        found = []
+        for number, (want, got) in enumerate(zip(expected, actual, strict=True)):
+            found += json_differences(want, got, f"{path}[{number}]")
+        return found
+    if type(expected) is not type(actual) or expected != actual:
+        return [f"{path}: {json.dumps(actual)} where {json.dumps(expected)} was expected"]
+    return []
+
+
+def output_differences(expected: str, actual: str) -> list[str]:
+    """Why ``actual`` is not the output ``expected`` shows (nothing when it is)."""
+    want, got = parts(expected), parts(actual)
+    if [kind for kind, _ in want] != [kind for kind, _ in got]:
+        return [
+            f"parts {[kind for kind, _ in got]} where {[kind for kind, _ in want]} were expected"
+        ]
+    checker = doctest.OutputChecker()
+    found = []
+    for number, ((kind, want_value), (_, got_value)) in enumerate(zip(want, got, strict=True)):
+        if kind == "json":
+            found += json_differences(want_value, got_value, f"part {number + 1} $")
+        elif not checker.check_output(want_value, got_value, TEXT_OPTIONS):
+            found.append(f"part {number + 1}: text {got_value!r} where {want_value!r} was expected")
+    return found
+
+
+# -- without a server: the reading and the comparing --------------------------------------
+
+
+def test_commands_continue_over_backslashes_and_open_quotes():
+    markdown = """text
+```console
+$ echo a \\
+    b
+some
+output
+$ echo '{
+  "x": 1}'
+{"x": 1}
+```
+
+```sh
+$ not run
+```
+```console
+$ true
+```
+"""
+    assert console_steps(markdown) == [
+        Step(3, "echo a \\\n    b", "some\noutput"),
+        Step(7, "echo '{\n  \"x\": 1}'", '{"x": 1}'),
+        Step(16, "true", ""),
+    ]
+
+
+def test_an_unfinished_command_or_output_without_a_command_is_an_error():
+    with pytest.raises(ValueError, match="never finished"):
+        console_steps("```console\n$ echo 'open\n```\n")
+    with pytest.raises(ValueError, match="output before any"):
+        console_steps("```console\nloose output\n```\n")
+
+
+def test_the_wildcard_matches_any_value_and_nothing_else_is_loose():
+    shown = '{"id": "0xAB", "identity": 171, "at": "...", "result": 35, "tags": ["a", "..."]}'
+    assert output_differences(shown, '{"at":"2026","id":"0xAB","identity":171,'
+                                     '"result":35,"tags":["a",{"any":1}]}') == []  # fmt: skip
+    wrong = [
+        '{"id": "0xAC", "identity": 171, "at": 1, "result": 35, "tags": ["a", 1]}',
+        '{"id": "0xAB", "identity": 171, "at": 1, "result": 35.0, "tags": ["a", 1]}',
+        '{"id": "0xAB", "identity": 171, "at": 1, "result": 35, "tags": ["a"]}',
+        '{"id": "0xAB", "identity": 171, "result": 35, "tags": ["a", 1]}',
+        '{"id": "0xAB", "identity": 171, "at": 1, "result": 35, "tags": ["a", 1], "x": 0}',
+        '{"id": "0xAB", "identity": 171, "at": 1, "result": 35, "tags": ["a", 1]}\nmore',
+        "not JSON at all",
+    ]
+    for output in wrong:
+        assert output_differences(shown, output), output
+
+
+def test_text_parts_match_with_ellipsis_and_json_parts_as_json():
+    shown = 'HTTP/1.1 201\netag: "e7-1-..."\n...\n\n{"substrate_id": "0xE7", "created_at": "..."}'
+    headers = 'HTTP/1.1 201 \r\netag: "e7-1-abc"\r\ndate: today\r\n\r\n'
+
+    assert output_differences(shown, headers + '{"created_at":"now","substrate_id":"0xE7"}') == []
+    assert output_differences(shown, headers + '{"created_at":"now","substrate_id":"0xE8"}')
+    assert output_differences(shown, headers.replace("201", "200") + '{"created_at":"now",'
+                                     '"substrate_id":"0xE7"}')  # fmt: skip
+    assert output_differences("204", "204\n") == []
+    assert output_differences("204", "404\n")
+
+
+def test_the_walkthrough_covers_every_substrate_operation():
+    steps = console_steps(README.read_text(encoding="utf-8"))
+    commands = [step.command for step in steps]
+    base = f"http://{README_ADDRESS}/api/v1/substrates"
+    operations = {
+        "create": rf"-X POST {base} ",
+        "get": rf"curl -s {base}/0x[0-9A-F]{{16}} ",
+        "divide": rf"{base}/0x[0-9A-F]{{16}}/divide",
+        "invoke with parameters": rf'{base}/0x[0-9A-F]{{16}}/invoke.*"parameters": \{{"x"',
+        "multiply dimensions": r"--data-binary @-",
+        "multiply substrate_ids": r'"substrate_ids": \[',
+        "delete": rf"-X DELETE {base}/0x",
+        "get after delete": rf"curl -si {base}/0x[0-9A-F]{{16}}$",
+    }
+    for operation, pattern in operations.items():
+        assert any(re.search(pattern, command, re.S) for command in commands), operation
+    assert all(step.expected.strip() for step in steps), "a command shows no output"
+
+
+# -- against a real server ------------------------------------------------------------------
+
+
+def require(tool: str) -> str:
+    found = shutil.which(tool)
+    if found:
+        return found
+    reason = f"{tool} is not installed; README.md's walk-through runs its commands with it"
+    if os.environ.get("BUTTERFLYFX_REQUIRE_SERVICES") == "1":
+        pytest.fail(f"{reason}, and BUTTERFLYFX_REQUIRE_SERVICES=1 requires it")
+    pytest.skip(reason)
+
+
+def shell_environment(home: Path) -> dict[str, str]:
+    """No BUTTERFLYFX_ setting, no proxy, no ~/.curlrc; the venv's python3 first on PATH."""
+    env = {
+        key: value
+        for key, value in clean_environment().items()
+        if key.lower() not in PROXY_VARIABLES and not key.startswith("CURL_")
+    }
+    path = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", os.defpath)])
+    return {**env, "PATH": path, "HOME": str(home), "CURL_HOME": str(home),
+            "XDG_CONFIG_HOME": str(home)}  # fmt: skip
+
+
+def test_every_command_of_the_walkthrough_prints_what_the_readme_shows(
+    butterflyfx: Butterflyfx, tmp_path: Path
+) -> None:
+    bash = require("bash")
+    require("curl")
+    steps = console_steps(README.read_text(encoding="utf-8"))
+    server = butterflyfx.start("--data-dir", str(tmp_path / "data")).wait_ready()
+    address = server.url.removeprefix("http://")
+    shell = tmp_path / "shell"
+    shell.mkdir()
+    env = shell_environment(shell)
+
+    failures = []
+    for step in steps:
+        done = subprocess.run(
+            [bash, "-o", "pipefail", "-c", step.command.replace(README_ADDRESS, address)],
+            cwd=shell,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=COMMAND_TIMEOUT,
+            stdin=subprocess.DEVNULL,
+        )
+        problems = output_differences(step.expected.replace(README_ADDRESS, address), done.stdout)
+        if done.returncode != 0 or done.stderr:
+            problems.insert(0, f"exit status {done.returncode}, stderr {done.stderr!r}")
+        if problems:
+            failures.append(
+                f"README.md line {step.line}: $ {step.command}\n"
+                + "".join(f"  - {problem}\n" for problem in problems)
+                + f"  printed:\n{done.stdout}\n"
+            )
+
+    assert len(steps) >= 10
+    assert not failures, "\n".join(failures) + f"\nserver log:\n{server.log_text()[-4000:]}"
