@@ -18,9 +18,10 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 ENV_PREFIX = "BUTTERFLYFX_"
-DEFAULT_PLUGINS = ["storage.sqlite", "http"]
+DEFAULT_PLUGINS = ["storage.sqlite", "graph.sql", "http"]
 SECRET_WORDS = frozenset({"secret", "password", "passwd", "token", "key", "credential"})
 MASK = "********"
+RELATIONSHIP_TYPE_NAME = re.compile(r"[a-z][a-z0-9_]{0,63}")
 _URL_PASSWORD = re.compile(r"(?P<head>[a-z][a-z0-9+.-]*://[^/@:\s]*:)[^/@\s]*@", re.IGNORECASE)
 
 
@@ -63,6 +64,33 @@ class ServerSettings(StrictModel):
     max_body_bytes: int = Field(1024 * 1024, ge=1024)
     compiled_cache_size: int = Field(4096, ge=1)
     invocation_flush_seconds: float = Field(1.0, gt=0)
+    relationship_types: list[str] = Field(
+        default_factory=list, description="types beside the kernel's 15 (lower-cased)"
+    )
+
+    @field_validator("relationship_types")
+    @classmethod
+    def _relationship_type_names(cls, value: list[str]) -> list[str]:
+        # Names travel in comma-separated query parameters (?types=a,b): keep them plain.
+        names: list[str] = []
+        for name in value:
+            lowered = name.strip().lower()
+            if not RELATIONSHIP_TYPE_NAME.fullmatch(lowered):
+                raise ValueError(
+                    f"{name!r} is not a relationship type name: a letter, then up to 63 "
+                    "letters, digits or underscores"
+                )
+            if lowered not in names:
+                names.append(lowered)
+        return names
+
+    graph_max_depth: int = Field(6, ge=1, le=64, description="ceiling of any depth asked for")
+    graph_max_nodes: int = Field(
+        10_000, ge=1, description="ceiling of any limit or max_nodes asked for"
+    )
+    graph_node_budget: int = Field(
+        100_000, ge=1, description="nodes one graph query may visit before it stops, truncated"
+    )
 
 
 @dataclass

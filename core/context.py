@@ -19,8 +19,11 @@ from butterflyfx.kernel import BUILTIN_LANGUAGES, ExpressionLanguage
 
 from .config import LoadedConfig, ServerSettings, validate_sections
 from .events import Event
+from .graph import GraphEngine
 from .health import PluginHealth, Status, overall
 from .plugins import PluginError, PluginHost, await_maybe, call
+from .queries import QueryService
+from .relationships import RelationshipService, RelationshipTypes
 from .store import SubstrateStore
 from .substrates import SubstrateService
 
@@ -38,7 +41,11 @@ class ServerContext:
     _store: SubstrateStore | None = None
     _substrates: SubstrateService | None = None
     _flusher: asyncio.Task[None] | None = None
+    _graph: GraphEngine | None = None
+    _relationships: RelationshipService | None = None
+    _queries: QueryService | None = None
     storage_plugin: str | None = None
+    graph_plugin: str | None = None
     states: dict[str, str] = field(default_factory=dict)
 
     # -- building --------------------------------------------------------------------
@@ -100,10 +107,28 @@ class ServerContext:
         return self._store
 
     @property
+    def graph(self) -> GraphEngine | None:
+        """The graph engine, or None when no graph plugin is loaded."""
+        return self._graph
+
+    @property
     def substrates(self) -> SubstrateService:
         if self._substrates is None:
             raise RuntimeError("the server has not started")
         return self._substrates
+
+    @property
+    def relationships(self) -> RelationshipService:
+        if self._relationships is None:
+            raise RuntimeError("the server has not started")
+        return self._relationships
+
+    @property
+    def queries(self) -> QueryService:
+        """Traversals, paths, subgraphs (503 without a graph engine), searches, statistics."""
+        if self._queries is None:
+            raise RuntimeError("the server has not started")
+        return self._queries
 
     # -- running ---------------------------------------------------------------------
     async def start(self) -> None:
@@ -142,6 +167,23 @@ class ServerContext:
             store, self.emit, languages=languages,
             cache_size=self.settings.compiled_cache_size,
         )  # fmt: skip
+        for implementation in reversed(hook.butterflyfx_graph_engine.get_hookimpls()):
+            name = implementation.plugin_name
+            async with self._blaming(name, "give its graph engine"):
+                engine = await await_maybe(call(implementation, ctx=self))
+            if engine is not None:
+                async with self._blaming(name, "open its graph engine"):
+                    await engine.open()
+                self._graph = engine
+                self.graph_plugin = name
+                break
+        types = RelationshipTypes(self.settings.relationship_types)
+        self._relationships = RelationshipService(store, self.emit, types=types)
+        self._queries = QueryService(
+            store, self._graph, self.settings, types=types, substrates=self._substrates,
+            storage_plugin=self.storage_plugin, graph_plugin=self.graph_plugin,
+            started_at=self.started_at,
+        )  # fmt: skip
         for implementation in reversed(hook.butterflyfx_startup.get_hookimpls()):
             name = implementation.plugin_name
             async with self._blaming(name, "start"):
@@ -166,6 +208,13 @@ class ServerContext:
             ) from error
 
     async def _close_store(self) -> None:
+        graph, self._graph = self._graph, None
+        self.graph_plugin = None
+        if graph is not None:
+            try:
+                await graph.close()
+            except Exception:
+                log.exception("graph_close_failed")
         store, self._store = self._store, None
         if store is not None:
             try:

@@ -11,6 +11,9 @@ SUBSTRATE_CREATED = "substrate.created"
 SUBSTRATE_DELETED = "substrate.deleted"
 SUBSTRATE_INVOKED = "substrate.invoked"
 SUBSTRATE_UPDATED = "substrate.updated"
+# data: source, target (identities as ints), relationship_type, bidirectional, weight
+RELATIONSHIP_CREATED = "relationship.created"
+RELATIONSHIP_DELETED = "relationship.deleted"
 
 
 @dataclass(frozen=True)

@@ -26,6 +26,7 @@ if TYPE_CHECKING:
 
     from .context import ServerContext
     from .events import Event
+    from .graph import GraphEngine
     from .health import PluginHealth
     from .store import SubstrateStore
 
@@ -59,6 +60,15 @@ def butterflyfx_shutdown(ctx: ServerContext) -> Awaitable[None] | None:
 @hookspec
 def butterflyfx_storage(ctx: ServerContext) -> SubstrateStore | None:
     """The store substrates live in (not yet opened). Rule: first non-None wins."""
+
+
+@hookspec
+def butterflyfx_graph_engine(ctx: ServerContext) -> GraphEngine | None:
+    """The engine answering traversals, paths and subgraphs over the store's relationships.
+
+    Called once the store is open (``ctx.store`` is usable); the engine is then opened.
+    Rule: first non-None wins.
+    """
 
 
 @hookspec

@@ -9,11 +9,45 @@ contract.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Literal, Protocol, runtime_checkable
 
-from butterflyfx.kernel import InvocationStats, JSONValue, Substrate
+from butterflyfx.kernel import InvocationStats, JSONValue, Relationship, Substrate
+
+Direction = Literal["outgoing", "incoming"]
+
+
+class MissingEnd(LookupError):
+    """``put_relationship`` found no substrate at one end: ``end`` is "source" or "target"."""
+
+    def __init__(self, end: Literal["source", "target"], identity: int) -> None:
+        super().__init__(f"no {end} substrate {identity:#018x}")
+        self.end, self.identity = end, identity
+
+
+@dataclass(frozen=True)
+class SubstrateQuery:
+    """What ``search_substrates`` filters on; every filter given must hold (AND).
+
+    - ``expression_type``: equal.
+    - ``metadata``: each key's value equal (as JSON: ``1`` is not ``true`` or ``1.0``)
+      at the top level of the substrate's metadata.
+    - ``name_prefix``: ``metadata["name"]`` is a string starting with it (case-sensitive).
+    - ``code_contains``: ``expression_code`` contains it (case-sensitive, no wildcards).
+    - ``created_after`` / ``created_before``: ``created_at`` >= / < the instant.
+    - ``has_relationship_type``: the substrate is the source or the target of at least
+      one relationship of this (normalised) type.
+    """
+
+    expression_type: str | None = None
+    metadata: Mapping[str, JSONValue] = field(default_factory=dict)
+    name_prefix: str | None = None
+    code_contains: str | None = None
+    created_after: datetime | None = None
+    created_before: datetime | None = None
+    has_relationship_type: str | None = None
 
 
 @runtime_checkable
@@ -53,7 +87,9 @@ class SubstrateStore(Protocol):
         ...
 
     async def delete_substrate(self, tenant: str, identity: int) -> bool:
-        """Delete the substrate and everything kept about it; False if it was absent."""
+        """Delete the substrate and everything kept about it, its relationships (both
+        directions) included, in one transaction: no reader ever sees a relationship
+        whose end is gone. False if it was absent."""
         ...
 
     async def count_substrates(self, tenant: str) -> int:
@@ -68,6 +104,80 @@ class SubstrateStore(Protocol):
         """The substrate's invocation totals, or None when it was never invoked."""
         ...
 
+    async def invocation_totals(self, tenant: str) -> InvocationStats:
+        """The sum of every substrate's invocation totals (zeros when none)."""
+        ...
+
+    async def search_substrates(
+        self, tenant: str, query: SubstrateQuery, *, limit: int, after: int | None = None
+    ) -> list[Substrate]:
+        """Up to ``limit`` substrates matching ``query``, ascending identity after ``after``."""
+        ...
+
+    # -- relationships ---------------------------------------------------------------------
+    async def put_relationship(
+        self, tenant: str, relationship: Relationship
+    ) -> tuple[Relationship, bool]:
+        """Store it unless the tenant has its identity already: (stored, True) or
+        (existing unchanged, False). Raises :class:`MissingEnd` when the source or the
+        target substrate is absent (source checked first), atomically with the insert:
+        a concurrent delete of an end cannot leave the relationship dangling."""
+        ...
+
+    async def get_relationship(self, tenant: str, identity: int) -> Relationship | None:
+        """The tenant's relationship with this identity, or None."""
+        ...
+
+    async def delete_relationship(self, tenant: str, identity: int) -> bool:
+        """Delete it; False if it was absent."""
+        ...
+
+    async def list_relationships(
+        self,
+        tenant: str,
+        substrate: int,
+        direction: Direction,
+        *,
+        types: Sequence[str] | None = None,
+        limit: int,
+        after: int | None = None,
+    ) -> list[Relationship]:
+        """Up to ``limit`` relationships of ``substrate`` in ascending relationship
+        identity, after ``after``. ``outgoing``: those whose source it is, plus the
+        bidirectional ones whose target it is; ``incoming``: those whose target it is,
+        plus the bidirectional ones whose source it is. A bidirectional self-loop is
+        listed once per direction. ``types`` (normalised names) filters when given."""
+        ...
+
+    async def all_relationships(
+        self, tenant: str, *, limit: int, after: int | None = None
+    ) -> list[Relationship]:
+        """Every relationship of the tenant, ``limit`` at a time in ascending identity
+        after ``after`` (an in-process graph index loads itself with this)."""
+        ...
+
+    async def count_relationships(self, tenant: str) -> Mapping[str, int]:
+        """How many relationships the tenant has, by type (types with none are absent)."""
+        ...
+
     async def health(self) -> Mapping[str, Any]:
         """A cheap check that the store answers; raises when it does not."""
+        ...
+
+
+@runtime_checkable
+class SqlDatabase(Protocol):
+    """A store whose data is in a SQL database with the shared relational schema
+    (``substrates`` and ``relationships`` tables as in ``storage.sqlite``'s migrations),
+    which lets ``graph.sql`` run recursive queries next to the data.
+
+    ``sql_dialect`` is ``"sqlite"`` or ``"postgresql"``. ``sql_fetch`` runs one read-only
+    statement with ``?`` placeholders (a PostgreSQL store rewrites them to ``$n``) and
+    returns the rows as tuples.
+    """
+
+    sql_dialect: str
+
+    async def sql_fetch(self, sql: str, parameters: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        """The rows of one read-only statement."""
         ...

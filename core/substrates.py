@@ -20,6 +20,7 @@ from butterflyfx.kernel import (
     InvocationStats,
     JSONValue,
     Limits,
+    Relationship,
     Substrate,
     SubstrateFacts,
     compile_expression,
@@ -31,10 +32,12 @@ from butterflyfx.kernel import (
 
 from . import events
 from .problems import ProblemError, invalid, not_found, problem_for
-from .store import SubstrateStore
+from .store import Direction, SubstrateStore
 
 EmitEvent = Callable[[events.Event], Awaitable[None]]
 MAX_PAGE = 1000
+# Relationships read per direction for the Area dimension: a hub's counts stop here.
+AREA_RELATIONSHIPS = 10_000
 
 
 @dataclass(frozen=True)
@@ -229,11 +232,27 @@ class SubstrateService:
     async def divide(self, tenant: str, substrate_id: str) -> Division:
         substrate = await self.get(tenant, substrate_id)
         stats = await self.invocation_stats(tenant, substrate.identity)
-        facts = SubstrateFacts(invocations=stats or InvocationStats())
+        facts = SubstrateFacts(
+            relationships=await self.relationships_of(tenant, substrate.identity),
+            invocations=stats or InvocationStats(),
+        )
         return divide(
             substrate, facts, compiled=self.compiled(substrate),
             limits=self.limits, languages=self.languages,
         )  # fmt: skip
+
+    async def relationships_of(self, tenant: str, identity: int) -> Sequence[Relationship]:
+        """The substrate's relationships, outgoing then incoming, each once (a bidirectional
+        one is listed in both directions), at most ``AREA_RELATIONSHIPS`` each way."""
+        found: dict[int, Relationship] = {}
+        directions: tuple[Direction, ...] = ("outgoing", "incoming")
+        for direction in directions:
+            listed = await self.store.list_relationships(
+                tenant, identity, direction, limit=AREA_RELATIONSHIPS
+            )
+            for relationship in listed:
+                found.setdefault(relationship.identity, relationship)
+        return list(found.values())
 
     async def multiply_dimensions(
         self, tenant: str, dimensions: Sequence[Mapping[str, Any]]
@@ -295,6 +314,15 @@ class SubstrateService:
         for tenant, counts in by_tenant.items():
             await self.store.add_invocations(tenant, counts)
         return len(pending)
+
+    async def invocation_totals(self, tenant: str) -> InvocationStats:
+        """Every invocation of the tenant's substrates: the store's totals and the counts
+        this process has not flushed yet."""
+        total = await self.store.invocation_totals(tenant)
+        for (owner, _), stats in self._pending.items():
+            if owner == tenant:
+                total = total.plus(stats)
+        return total
 
     async def invocation_stats(self, tenant: str, identity: int) -> InvocationStats | None:
         stored = await self.store.invocation_stats(tenant, identity)

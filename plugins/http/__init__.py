@@ -31,8 +31,12 @@ def butterflyfx_asgi_app(ctx: ServerContext) -> Any:
 @hookimpl(trylast=True)
 def butterflyfx_routes(app: Any, ctx: ServerContext) -> None:
     from .app import TITLE, settings_of
+    from .query import QueryRoutes
+    from .relationships import RelationshipRoutes
     from .substrates import SubstrateRoutes
     from .system import SystemRoutes
 
     app.register_blueprint(SubstrateRoutes(ctx).blueprint())
+    app.register_blueprint(RelationshipRoutes(ctx).blueprint())
+    app.register_blueprint(QueryRoutes(ctx).blueprint())
     app.register_blueprint(SystemRoutes(ctx, TITLE, settings_of(ctx).docs).blueprint())

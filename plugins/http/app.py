@@ -24,7 +24,8 @@ from .system import OPENAPI_PATH, server_version
 TITLE = "ButterflyFX Server"
 DESCRIPTION = (
     "Content-addressed mathematical substrates: create, divide into nine dimensions, "
-    "multiply back, invoke. Errors are RFC 9457 problem details."
+    "multiply back, invoke; relate them and query the graph they form. Errors are RFC 9457 "
+    "problem details."
 )
 
 
@@ -55,6 +56,8 @@ def create_app(ctx: ServerContext) -> Quart:
         openapi_provider_class=ButterflyOpenAPI,
         tags=[
             Tag(name="substrates", description="Content-addressed expressions and their algebra"),
+            Tag(name="relationships", description="Typed relationships between substrates"),
+            Tag(name="query", description="Traversals, paths, search and statistics"),
             Tag(name="system", description="Health of the server and its plugins"),
         ],
     )

@@ -114,6 +114,118 @@ class ListSubstratesQuery(BaseModel):
     cursor: str | None = Field(None, description="next_cursor of the previous page")
 
 
+SubstrateId = Annotated[
+    str,
+    Field(max_length=64, examples=["0xE7A2CB9AAF2B6E02"], description="0x and up to 16 hex digits"),
+]
+RelationshipTypeName = Annotated[str, Field(max_length=64, examples=["dependency"])]
+MAX_TYPES = 64
+Direction = Literal["out", "in", "both"]
+
+
+class CreateRelationship(RequestModel):
+    """``source_id -[relationship_type]-> target_id``; both substrates must exist."""
+
+    source_id: SubstrateId
+    target_id: SubstrateId
+    relationship_type: RelationshipTypeName = Field(
+        description="One of the 15 kernel types or those in server.relationship_types; any case"
+    )
+    bidirectional: bool = Field(False, description="Also followed from target to source")
+    weight: float | None = Field(
+        None, ge=0, description="Zero or more; weighted paths add weights (null counts 1)"
+    )
+    metadata: Metadata = Field(default_factory=dict)
+
+
+class ListRelationshipsQuery(BaseModel):
+    type: str | None = Field(
+        None, description="Only these types: one name or several separated by commas"
+    )
+    limit: int | None = Field(None, ge=1, le=1000, description="Page size (default 100)")
+    cursor: str | None = Field(None, description="next_cursor of the previous page")
+
+
+class GraphQuery(BaseModel):
+    root: str = Field(description="The substrate at the centre")
+    depth: int | None = Field(
+        None,
+        ge=0,
+        description="Relationships from the root, either way (default 2; at most "
+        "server.graph_max_depth)",
+    )
+    types: str | None = Field(None, description="Only these types, separated by commas")
+    max_nodes: int | None = Field(
+        None, ge=1, description="Nodes at most (default 1000; at most server.graph_max_nodes)"
+    )
+
+
+class TraverseRequest(RequestModel):
+    """Breadth first from ``start_id``; each substrate reached once, at its smallest depth."""
+
+    start_id: SubstrateId
+    direction: Direction = Field(
+        "out", description="out: source to target; in: the reverse; both: either way"
+    )
+    max_depth: int | None = Field(
+        None, ge=0, description="Default 3; at most server.graph_max_depth (6 by default)"
+    )
+    relationship_types: list[RelationshipTypeName] | None = Field(
+        None, max_length=MAX_TYPES, description="Only these types; null or [] for every type"
+    )
+    limit: int | None = Field(
+        None, ge=1, description="Nodes returned (default 1000; at most server.graph_max_nodes)"
+    )
+
+
+class PathRequest(RequestModel):
+    """The shortest path from ``source_id`` to ``target_id``."""
+
+    source_id: SubstrateId
+    target_id: SubstrateId
+    weighted: bool = Field(False, description="Least total weight instead of fewest hops")
+    direction: Direction = Field("out", description="How relationships may be followed")
+    max_depth: int | None = Field(
+        None,
+        ge=0,
+        description="Relationships at most (default and ceiling: server.graph_max_depth)",
+    )
+    relationship_types: list[RelationshipTypeName] | None = Field(
+        None, max_length=MAX_TYPES, description="Only these types; null or [] for every type"
+    )
+
+
+class SearchRequest(RequestModel):
+    """Substrates matching every filter given, in ascending identity order."""
+
+    expression_type: str | None = Field(None, max_length=64, examples=["lambda"])
+    metadata: Metadata = Field(
+        default_factory=dict,
+        examples=[{"name": "multiply_substrate"}],
+        description="Each key's value equal (as JSON) at the top level of the metadata",
+    )
+    name_prefix: str | None = Field(
+        None, max_length=1024, description="metadata.name starts with it (case-sensitive)"
+    )
+    code_contains: str | None = Field(
+        None, max_length=4096, description="expression_code contains it (case-sensitive)"
+    )
+    created_after: str | None = Field(
+        None,
+        max_length=64,
+        examples=["2026-02-09T00:00:00Z"],
+        description="ISO 8601; created at or after it (no offset: UTC)",
+    )
+    created_before: str | None = Field(
+        None, max_length=64, description="ISO 8601; created before it (no offset: UTC)"
+    )
+    has_relationship_type: RelationshipTypeName | None = Field(
+        None, description="Source or target of at least one relationship of this type"
+    )
+    limit: int = Field(100, ge=1, le=1000, description="Page size")
+    cursor: str | None = Field(None, max_length=128, description="next_cursor of the previous page")
+
+
 # -- responses ----------------------------------------------------------------------
 
 
@@ -151,6 +263,97 @@ class InvocationBody(BaseModel):
     substrate_id: str
     result: Any = Field(examples=[35])
     invocation_time_ms: float = Field(examples=[0.023])
+
+
+class RelationshipBody(BaseModel):
+    """A typed relationship; its id depends on its two ends and its type only."""
+
+    relationship_id: str = Field(pattern=SUBSTRATE_ID, examples=["0x5F0C2B8E1D3A4967"])
+    source_id: str = Field(pattern=SUBSTRATE_ID)
+    target_id: str = Field(pattern=SUBSTRATE_ID)
+    relationship_type: str = Field(examples=["dependency"])
+    bidirectional: bool
+    weight: float | None
+    metadata: dict[str, Any]
+    created_at: str | None = Field(examples=["2026-02-09T12:34:56Z"])
+
+
+class RelationshipPage(BaseModel):
+    """One page of relationships in ascending relationship id order."""
+
+    items: list[RelationshipBody]
+    next_cursor: str | None = Field(description="Pass as cursor for the next page; null at the end")
+
+
+class GraphBody(BaseModel):
+    """The neighbourhood of ``root``: substrates (as GET /substrates/{id} gives them) and the
+    relationships among them; ``truncated`` when ``max_nodes`` left some out."""
+
+    root: str
+    depth: int
+    max_nodes: int
+    relationship_types: list[str] | None
+    nodes: list[SubstrateBody]
+    edges: list[RelationshipBody]
+    truncated: bool
+
+
+class ReachedBody(BaseModel):
+    substrate_id: str
+    depth: int = Field(description="Relationships from the start")
+    path: list[str] = Field(description="Substrate ids from the start to this one, both included")
+
+
+class TraverseBody(BaseModel):
+    """What a traversal reached, by depth then id, and the limits it ran under."""
+
+    start_id: str
+    direction: Direction
+    max_depth: int
+    relationship_types: list[str] | None
+    limit: int
+    node_budget: int = Field(description="Nodes the engine could visit (server.graph_node_budget)")
+    results: list[ReachedBody]
+    truncated: bool = Field(description="The limit or the node budget stopped it")
+
+
+class PathBody(BaseModel):
+    """A shortest path: ``edges[i]`` joins ``nodes[i]`` and ``nodes[i + 1]``."""
+
+    source_id: str
+    target_id: str
+    weighted: bool
+    direction: Direction
+    max_depth: int
+    relationship_types: list[str] | None
+    nodes: list[str]
+    edges: list[RelationshipBody]
+    hops: int
+    total_weight: float
+
+
+class InvocationTotals(BaseModel):
+    count: int
+    errors: int
+    total_ms: float
+    mean_ms: float | None
+    last_invoked_at: str | None
+
+
+class RelationshipCounts(BaseModel):
+    total: int
+    by_type: dict[str, int]
+
+
+class StatsBody(BaseModel):
+    """The tenant's counts and the plugins answering."""
+
+    substrates: int
+    relationships: RelationshipCounts
+    invocations: InvocationTotals
+    storage: str | None = Field(examples=["storage.sqlite"])
+    graph_engine: str | None = Field(examples=["graph.sql"], description="null: none loaded")
+    uptime_seconds: float
 
 
 class PluginState(BaseModel):

@@ -47,6 +47,33 @@ MIGRATIONS: tuple[Migration, ...] = (
         )
         """,
     ),
+    # 2: relationships between a tenant's substrates. Each end is a foreign key, so no
+    # row can outlive its source or its target; the two indexes serve the outgoing and the
+    # incoming side of a graph walk (and the cascades when a substrate is deleted).
+    (
+        """
+        CREATE TABLE relationships (
+            tenant            TEXT NOT NULL,
+            identity_key      BIGINT NOT NULL,
+            source_key        BIGINT NOT NULL,
+            target_key        BIGINT NOT NULL,
+            relationship_type TEXT NOT NULL,
+            bidirectional     SMALLINT NOT NULL,
+            weight            DOUBLE PRECISION,
+            metadata          TEXT NOT NULL,
+            created_at        TEXT,
+            PRIMARY KEY (tenant, identity_key),
+            FOREIGN KEY (tenant, source_key)
+                REFERENCES substrates (tenant, identity_key) ON DELETE CASCADE,
+            FOREIGN KEY (tenant, target_key)
+                REFERENCES substrates (tenant, identity_key) ON DELETE CASCADE
+        )
+        """,
+        "CREATE INDEX relationships_by_source "
+        "ON relationships (tenant, source_key, relationship_type)",
+        "CREATE INDEX relationships_by_target "
+        "ON relationships (tenant, target_key, relationship_type)",
+    ),
 )
 
 

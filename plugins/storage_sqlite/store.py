@@ -3,7 +3,9 @@
 Two connections per store: writes go through one, under an asyncio lock and always in a
 ``BEGIN IMMEDIATE`` transaction (so a statement never joins another coroutine's
 transaction, and cross-process writers queue on SQLite's lock instead of failing on an
-upgrade); reads go through the other, so they never wait behind a write's fsync.
+upgrade); reads go through the other, so they never wait behind a write's fsync. The
+reader is ``query_only``: ``sql_fetch`` hands it SQL from graph engines, which must not
+write around the lock.
 """
 
 from __future__ import annotations
@@ -20,9 +22,11 @@ from typing import Any, Literal
 
 import aiosqlite
 
+from butterflyfx.core.store import Direction, MissingEnd, SubstrateQuery
 from butterflyfx.kernel import (
     InvocationStats,
     JSONValue,
+    Relationship,
     Substrate,
     format_timestamp,
     parse_timestamp,
@@ -32,18 +36,26 @@ from .migrations import MIGRATIONS, Migration, SchemaTooNew, migrate, schema_ver
 from .rows import (
     ADD_INVOCATIONS,
     INSERT,
+    INSERT_RELATIONSHIP,
     KEY_OFFSET,
     MAX_IDENTITY,
+    RELATIONSHIP_COLUMNS,
     SELECT,
+    SELECT_RELATIONSHIP,
     identity_key,
     metadata_text,
+    relationship_from_row,
+    relationship_values,
     substrate_from_row,
     substrate_values,
+    written_relationship,
 )
+from .search import bindable, conditions, matches
 
 Synchronous = Literal["full", "normal"]
 _SYNCHRONOUS = {"full": "FULL", "normal": "NORMAL"}
 MIN_SQLITE = (3, 24, 0)  # ON CONFLICT (upsert) arrived in 3.24
+SEARCH_BATCH = 256  # rows read at a time when Python must confirm what SQL narrowed
 
 
 class SqliteStoreError(Exception):
@@ -54,6 +66,7 @@ class SqliteStore:
     """A :class:`~butterflyfx.core.store.SubstrateStore` in one SQLite file."""
 
     name = "sqlite"
+    sql_dialect = "sqlite"
 
     def __init__(
         self,
@@ -99,8 +112,10 @@ class SqliteStore:
             mode = list(await writer.execute_fetchall("PRAGMA journal_mode = WAL"))[0][0]
             if str(mode).lower() != "wal":
                 raise SqliteStoreError(f"WAL mode is not available (journal mode is {mode})")
+            await _require_json(writer)
             self.schema_version = await migrate(writer, self.migrations)
             reader = await self._connect(opened)
+            await reader.execute("PRAGMA query_only = ON")
         except (OSError, sqlite3.Error, SchemaTooNew, SqliteStoreError) as error:
             for connection in opened:
                 with contextlib.suppress(Exception):  # the open error is the one to report
@@ -244,11 +259,15 @@ class SqliteStore:
         if key is None:
             return False
         async with self._transaction() as db:
-            # Explicit, though the foreign key cascades: a file edited by a tool that left
+            # Explicit, though the foreign keys cascade: a file edited by a tool that left
             # foreign keys off must not bring old totals back when the substrate returns.
-            await db.execute(
-                "DELETE FROM invocation_totals WHERE tenant = ? AND identity_key = ?", (tenant, key)
-            )
+            # Relationships likewise, one statement per end so each uses its index.
+            for statement in (
+                "DELETE FROM relationships WHERE tenant = ? AND source_key = ?",
+                "DELETE FROM relationships WHERE tenant = ? AND target_key = ?",
+                "DELETE FROM invocation_totals WHERE tenant = ? AND identity_key = ?",
+            ):
+                await db.execute(statement, (tenant, key))
             cursor = await db.execute(
                 "DELETE FROM substrates WHERE tenant = ? AND identity_key = ?", (tenant, key)
             )
@@ -291,6 +310,179 @@ class SqliteStore:
         invocations, errors, total_ms, last = rows[0]
         return InvocationStats(invocations, errors, float(total_ms), parse_timestamp(last))
 
+    async def invocation_totals(self, tenant: str) -> InvocationStats:
+        rows = await self._read(
+            "SELECT COALESCE(SUM(invocations), 0), COALESCE(SUM(errors), 0), "
+            "COALESCE(SUM(total_ms), 0.0), MAX(last_invoked_at) "
+            "FROM invocation_totals WHERE tenant = ?",
+            (tenant,),
+        )
+        invocations, errors, total_ms, last = rows[0]
+        return InvocationStats(
+            int(invocations), int(errors), float(total_ms), parse_timestamp(last)
+        )
+
+    # -- search -------------------------------------------------------------------------
+    async def search_substrates(
+        self, tenant: str, query: SubstrateQuery, *, limit: int, after: int | None = None
+    ) -> list[Substrate]:
+        where = conditions(query)
+        if where is None or limit <= 0 or (after is not None and after >= MAX_IDENTITY):
+            return []
+        lower = None if after is None or after < 0 else after - KEY_OFFSET
+        batch = limit if where.exact else max(limit, SEARCH_BATCH)
+        found: list[Substrate] = []
+        while True:
+            clauses = ["tenant = ?", *where.sql]
+            parameters: list[Any] = [tenant, *where.parameters]
+            if lower is not None:
+                clauses.append("identity_key > ?")
+                parameters.append(lower)
+            rows = await self._read(
+                f"{SELECT} WHERE {' AND '.join(clauses)} ORDER BY identity_key LIMIT ?",
+                (*parameters, batch),
+            )
+            substrates = [substrate_from_row(row) for row in rows]
+            for substrate in substrates:
+                if where.exact or matches(query, substrate, _decided_in_sql):
+                    found.append(substrate)
+                    if len(found) == limit:
+                        return found
+            if len(rows) < batch:
+                return found
+            lower = substrates[-1].identity - KEY_OFFSET
+
+    # -- relationships --------------------------------------------------------------------
+    async def put_relationship(
+        self, tenant: str, relationship: Relationship
+    ) -> tuple[Relationship, bool]:
+        source = identity_key(relationship.source)
+        if source is None:
+            raise MissingEnd("source", relationship.source)
+        target = identity_key(relationship.target)
+        if target is None:
+            raise MissingEnd("target", relationship.target)
+        values = relationship_values(tenant, relationship, source, target)
+        async with self._transaction() as db:
+            cursor = await db.execute(INSERT_RELATIONSHIP, values)
+            if cursor.rowcount == 1:
+                # What a later read returns: the row as written (timestamps to the second).
+                return written_relationship(values), True
+            # Nothing inserted: a duplicate, or an end is missing. Still inside the write
+            # lock, so no other writer can change the answer before the caller acts on it.
+            rows = list(
+                await db.execute_fetchall(
+                    f"{SELECT_RELATIONSHIP} WHERE tenant = ? AND identity_key = ?",
+                    (tenant, values["key"]),
+                )
+            )
+            if rows:
+                return relationship_from_row(rows[0]), False
+            present = list(
+                await db.execute_fetchall(
+                    "SELECT EXISTS (SELECT 1 FROM substrates "
+                    "WHERE tenant = ? AND identity_key = ?)",
+                    (tenant, source),
+                )
+            )
+            if not present[0][0]:
+                raise MissingEnd("source", relationship.source)
+            raise MissingEnd("target", relationship.target)
+
+    async def get_relationship(self, tenant: str, identity: int) -> Relationship | None:
+        key = identity_key(identity)
+        if key is None:
+            return None
+        rows = await self._read(
+            f"{SELECT_RELATIONSHIP} WHERE tenant = ? AND identity_key = ?", (tenant, key)
+        )
+        return relationship_from_row(rows[0]) if rows else None
+
+    async def delete_relationship(self, tenant: str, identity: int) -> bool:
+        key = identity_key(identity)
+        if key is None:
+            return False
+        async with self._transaction() as db:
+            cursor = await db.execute(
+                "DELETE FROM relationships WHERE tenant = ? AND identity_key = ?", (tenant, key)
+            )
+            return cursor.rowcount > 0
+
+    async def list_relationships(
+        self,
+        tenant: str,
+        substrate: int,
+        direction: Direction,
+        *,
+        types: Sequence[str] | None = None,
+        limit: int,
+        after: int | None = None,
+    ) -> list[Relationship]:
+        """See the contract; an empty ``types`` keeps none."""
+        if direction not in ("outgoing", "incoming"):
+            raise ValueError(f"direction must be 'outgoing' or 'incoming', not {direction!r}")
+        key = identity_key(substrate)
+        if key is None or limit <= 0 or (after is not None and after >= MAX_IDENTITY):
+            return []  # SQLite reads LIMIT -1 as "no limit"
+        near, far = ("source_key", "target_key")
+        if direction == "incoming":
+            near, far = far, near
+        extra, extra_parameters = _page_clauses(types, after)
+        if extra is None:
+            return []
+        # One branch per index, merged and sorted outside: an OR in one SELECT would scan
+        # the tenant's every relationship. The second branch skips self-loops, which the
+        # first has listed.
+        branches = [
+            (f"{near} = ?", [key]),
+            (f"{far} = ? AND bidirectional = 1 AND {near} <> ?", [key, key]),
+        ]
+        selects: list[str] = []
+        parameters: list[Any] = []
+        for clause, values in branches:
+            selects.append(
+                f"SELECT identity_key, {RELATIONSHIP_COLUMNS} FROM relationships "
+                f"WHERE {' AND '.join(['tenant = ?', clause, *extra])}"
+            )
+            parameters += [tenant, *values, *extra_parameters]
+        rows = await self._read(
+            f"SELECT {RELATIONSHIP_COLUMNS} FROM ({' UNION ALL '.join(selects)}) AS mine "
+            "ORDER BY identity_key LIMIT ?",
+            (*parameters, limit),
+        )
+        return [relationship_from_row(row) for row in rows]
+
+    async def all_relationships(
+        self, tenant: str, *, limit: int, after: int | None = None
+    ) -> list[Relationship]:
+        if limit <= 0 or (after is not None and after >= MAX_IDENTITY):
+            return []
+        if after is None or after < 0:
+            rows = await self._read(
+                f"{SELECT_RELATIONSHIP} WHERE tenant = ? ORDER BY identity_key LIMIT ?",
+                (tenant, limit),
+            )
+        else:
+            rows = await self._read(
+                f"{SELECT_RELATIONSHIP} WHERE tenant = ? AND identity_key > ? "
+                "ORDER BY identity_key LIMIT ?",
+                (tenant, after - KEY_OFFSET, limit),
+            )
+        return [relationship_from_row(row) for row in rows]
+
+    async def count_relationships(self, tenant: str) -> Mapping[str, int]:
+        rows = await self._read(
+            "SELECT relationship_type, COUNT(*) FROM relationships WHERE tenant = ? "
+            "GROUP BY relationship_type",
+            (tenant,),
+        )
+        return {kind: int(count) for kind, count in rows}
+
+    # -- SQL for graph engines --------------------------------------------------------------
+    async def sql_fetch(self, sql: str, parameters: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        """The rows of one read-only statement, on the reader (a write is refused)."""
+        return [tuple(row) for row in await self._read(sql, tuple(parameters))]
+
     # -- state --------------------------------------------------------------------------
     async def health(self) -> Mapping[str, Any]:
         """The file, its schema version and how many substrates it holds (all tenants)."""
@@ -303,3 +495,45 @@ class SqliteStore:
             "substrates": int(rows[0][0]),
             "synchronous": self.synchronous,
         }
+
+
+async def _require_json(db: aiosqlite.Connection) -> None:
+    """Search reads metadata with SQLite's JSON functions, optional before SQLite 3.38:
+    refuse at start-up, not at the first search."""
+    try:
+        await db.execute_fetchall("SELECT json_type('{}')")
+    except sqlite3.OperationalError as error:
+        raise SqliteStoreError(
+            f"this SQLite {sqlite3.sqlite_version} lacks the JSON functions ({error})"
+        ) from error
+
+
+def _decided_in_sql(relationship_type: str) -> bool:
+    return True  # has_relationship_type is exact in the SQL that chose the row
+
+
+def _page_clauses(
+    types: Sequence[str] | None, after: int | None
+) -> tuple[list[str] | None, list[Any]]:
+    """Clauses keeping ``types`` (when given) and identities after ``after`` (when given);
+    None when no relationship can pass."""
+    clauses: list[str] = []
+    parameters: list[Any] = []
+    if types is not None:
+        chosen = _type_names(types)
+        if not chosen:
+            return None, []
+        clauses.append(f"relationship_type IN ({', '.join('?' * len(chosen))})")
+        parameters.extend(chosen)
+    if after is not None and after >= 0:
+        # The + keeps SQLite off the primary key (tenant, identity_key), which this range
+        # would otherwise tempt it to scan in order instead of the (tenant, end) index.
+        clauses.append("+identity_key > ?")
+        parameters.append(after - KEY_OFFSET)
+    return clauses, parameters
+
+
+def _type_names(types: Sequence[str]) -> list[str]:
+    """The distinct names SQLite can compare (a lone bare string counts as one name)."""
+    names = [types] if isinstance(types, str) else list(types)
+    return list(dict.fromkeys(t for t in names if isinstance(t, str) and bindable(t)))

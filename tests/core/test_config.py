@@ -34,10 +34,10 @@ def write(tmp_path, text: str):
     return path
 
 
-def test_with_no_file_the_embedded_defaults_serve_sqlite_in_a_local_folder():
+def test_with_no_file_the_embedded_defaults_serve_sqlite_and_its_sql_graph_in_a_local_folder():
     config = read_config(None)
     assert config.source == "<embedded defaults>"
-    assert config.plugins == DEFAULT_PLUGINS == ["storage.sqlite", "http"]
+    assert config.plugins == DEFAULT_PLUGINS == ["storage.sqlite", "graph.sql", "http"]
     assert str(config.server.data_dir) == "butterflyfx-data"
     assert config.server.port == 8000
 

@@ -41,3 +41,29 @@ async def problem(response: Any, status: int) -> dict[str, Any]:
     assert parsed["instance"].startswith("/")
     assert "Traceback" not in data.decode()
     return parsed
+
+
+async def relate(
+    client: Any,
+    source_id: str,
+    target_id: str,
+    relationship_type: str = "dependency",
+    **fields: Any,
+) -> dict[str, Any]:
+    """Relate two substrates and return the relationship's JSON."""
+    response = await client.post(
+        f"{API}/relationships",
+        json={"source_id": source_id, "target_id": target_id,
+              "relationship_type": relationship_type, **fields},
+    )  # fmt: skip
+    assert response.status_code in (200, 201), await response.get_data()
+    return await body(response)  # type: ignore[no-any-return]
+
+
+async def named(client: Any, *names: str) -> dict[str, str]:
+    """One substrate per name, ``metadata.name`` set to it; name -> substrate_id."""
+    ids = {}
+    for name in names:
+        made = await create(client, f"lambda **kw: kw.get('{name}', 0)", metadata={"name": name})
+        ids[name] = made["substrate_id"]
+    return ids

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from substrate_api import API, SEED_SUBSTRATE, body
+from substrate_api import API, SEED_SUBSTRATE, body, named, relate
 
 
 def test_substrates_patches_and_invocation_counts_survive_a_restart(serve):
@@ -37,3 +37,23 @@ def test_substrates_patches_and_invocation_counts_survive_a_restart(serve):
         assert page == {"items": [], "next_cursor": None}
 
     serve(third_life, plugins)
+
+
+def test_relationships_survive_a_restart_and_the_graph_engine_finds_them(serve):
+    plugins = "storage.sqlite,graph.sql,http"
+
+    async def first_life(client):
+        ids = await named(client, "a", "b")
+        return ids, await relate(client, ids["a"], ids["b"], "embedding", weight=0.5)
+
+    ids, made = serve(first_life, plugins)
+
+    async def second_life(client):
+        fetched = await client.get(f"{API}/relationships/{made['relationship_id']}")
+        assert await body(fetched) == made
+        walk = await client.post(
+            f"{API}/query/traverse", json={"start_id": ids["a"], "max_depth": 1}
+        )
+        assert [r["substrate_id"] for r in (await body(walk))["results"]] == [ids["a"], ids["b"]]
+
+    serve(second_life, plugins)

@@ -166,6 +166,16 @@ def test_the_openapi_document_lists_every_route(serve):
             ("POST", "/api/v1/substrates/{substrate_id}/divide"),
             ("POST", "/api/v1/substrates/{substrate_id}/invoke"),
             ("POST", "/api/v1/substrates/multiply"),
+            ("POST", "/api/v1/relationships"),
+            ("GET", "/api/v1/relationships/{relationship_id}"),
+            ("DELETE", "/api/v1/relationships/{relationship_id}"),
+            ("GET", "/api/v1/relationships/outgoing/{substrate_id}"),
+            ("GET", "/api/v1/relationships/incoming/{substrate_id}"),
+            ("GET", "/api/v1/relationships/graph"),
+            ("POST", "/api/v1/query/traverse"),
+            ("POST", "/api/v1/query/path"),
+            ("POST", "/api/v1/query/search"),
+            ("GET", "/api/v1/query/stats"),
             ("GET", "/api/v1/health"),
         }
         create = spec["paths"]["/api/v1/substrates"]["post"]
@@ -175,6 +185,16 @@ def test_the_openapi_document_lists_every_route(serve):
         }  # fmt: skip
         assert {"200", "201", "422"} <= set(create["responses"])
         assert "application/problem+json" in create["responses"]["422"]["content"]
+        relate = spec["paths"]["/api/v1/relationships"]["post"]
+        relate_schema = relate["requestBody"]["content"]["application/json"]["schema"]
+        if "$ref" in relate_schema:
+            relate_schema = spec["components"]["schemas"][relate_schema["$ref"].split("/")[-1]]
+        assert set(relate_schema["properties"]) == {
+            "source_id", "target_id", "relationship_type", "bidirectional", "weight", "metadata",
+        }  # fmt: skip
+        graph = spec["paths"]["/api/v1/relationships/graph"]["get"]
+        assert {p["name"] for p in graph["parameters"]} == {"root", "depth", "types", "max_nodes"}
+        assert "503" in graph["responses"]
         ids = [op["operationId"] for item in spec["paths"].values() for op in item.values()]
         assert len(ids) == len(set(ids))
 

@@ -17,16 +17,19 @@ import subprocess
 import sys
 import threading
 from collections.abc import Iterator
+from itertools import pairwise
 from pathlib import Path
 
 import pytest
 
 from butterflyfx.core.config import ConfigError, read_config
 from butterflyfx.core.context import ServerContext
+from butterflyfx.core.store import MissingEnd, SqlDatabase, SubstrateQuery
+from butterflyfx.kernel import InvocationStats
 from butterflyfx.plugins import storage_sqlite
 from butterflyfx.plugins.storage_sqlite import SqliteStore, SqliteStoreError
 from butterflyfx.plugins.storage_sqlite.migrations import MIGRATIONS
-from butterflyfx.testing.storage import make_substrate
+from butterflyfx.testing.storage import make_relationship, make_substrate
 
 TIMEOUT = 120  # seconds; a safety net for a stuck child, never a performance claim
 TENANT = "default"
@@ -102,6 +105,79 @@ async def main():
 asyncio.run(main())
 """
 )
+
+
+# Relates random pairs of the first ``base`` substrates (and new ones to them) while a
+# deleter removes base substrates. Nothing recreates a deleted base substrate, so an end
+# a refusal names must still be absent when the refusal is checked.
+RELATE_WHILE_OTHERS_DELETE = (
+    PRELUDE
+    + """
+import json, random
+from butterflyfx.core.store import MissingEnd
+from butterflyfx.testing.storage import make_relationship
+db, go, base, rounds = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+kinds = ["dependency", "sibling", "adjacency", "lineage"]
+
+async def main():
+    store = SqliteStore(db)
+    await store.open()
+    rng = random.Random(7)
+    wait_for_go(go)
+    created = refused = 0
+    wrong = []
+    for k in range(rounds):
+        if k % 5 == 0:
+            fresh = make_substrate(10_000 + k)
+            await store.put_substrate("default", fresh)
+            source, target = fresh, make_substrate(rng.randrange(base))
+        else:
+            source, target = (make_substrate(i) for i in rng.sample(range(base), 2))
+        relationship = make_relationship(source, target, kinds[k % 4], bidirectional=k % 3 == 0)
+        try:
+            created += (await store.put_relationship("default", relationship))[1]
+        except MissingEnd as refusal:
+            refused += 1
+            expected = relationship.source if refusal.end == "source" else relationship.target
+            still_there = await store.get_substrate("default", refusal.identity)
+            if refusal.identity != expected or still_there is not None:
+                wrong.append([refusal.end, refusal.identity])
+    await store.close()
+    print(json.dumps({"created": created, "refused": refused, "wrong": wrong}), flush=True)
+
+asyncio.run(main())
+"""
+)
+
+DELETE_BASE = (
+    PRELUDE
+    + """
+import random
+db, go, base, doomed = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+
+async def main():
+    store = SqliteStore(db)
+    await store.open()
+    order = random.Random(11).sample(range(base), doomed)
+    wait_for_go(go)
+    deleted = 0
+    for i in order:
+        deleted += await store.delete_substrate("default", make_substrate(i).identity)
+        await asyncio.sleep(0.002)  # let the relating worker get some writes in between
+    await store.close()
+    print(deleted, flush=True)
+
+asyncio.run(main())
+"""
+)
+
+# Every relationship joined to both of its ends: one statement, so one consistent snapshot.
+DANGLING = """
+SELECT COUNT(*), TOTAL(src.identity_key IS NULL OR dst.identity_key IS NULL)
+FROM relationships AS r
+LEFT JOIN substrates AS src ON src.tenant = r.tenant AND src.identity_key = r.source_key
+LEFT JOIN substrates AS dst ON dst.tenant = r.tenant AND dst.identity_key = r.target_key
+"""
 
 
 class Child:
@@ -433,3 +509,314 @@ def test_health_before_the_store_opens_is_down_and_names_the_file(tmp_path: Path
     health = asyncio.run(storage_sqlite.butterflyfx_health(ctx))
     assert health is not None and health.status == "down"
     assert health.detail["path"] == str(tmp_path / "data" / "butterflyfx.sqlite3")
+
+
+# -- relationships: the schema graph.sql reads ---------------------------------------------
+
+
+def test_the_relationships_table_has_the_schema_graph_engines_query(tmp_path: Path):
+    path = tmp_path / "store.sqlite3"
+
+    async def migrate_a_new_file() -> None:
+        await (await opened(path)).close()
+
+    asyncio.run(migrate_a_new_file())
+    with sqlite3.connect(path) as db:
+        columns = [row[1:6] for row in db.execute("PRAGMA table_info(relationships)")]
+        foreign = sorted(row[2:7] for row in db.execute("PRAGMA foreign_key_list(relationships)"))
+        indexes = {
+            name: [row[2] for row in db.execute(f"PRAGMA index_info({name})")]
+            for name in ("relationships_by_source", "relationships_by_target")
+        }
+    assert columns == [
+        ("tenant", "TEXT", 1, None, 1),
+        ("identity_key", "BIGINT", 1, None, 2),
+        ("source_key", "BIGINT", 1, None, 0),
+        ("target_key", "BIGINT", 1, None, 0),
+        ("relationship_type", "TEXT", 1, None, 0),
+        ("bidirectional", "SMALLINT", 1, None, 0),
+        ("weight", "DOUBLE PRECISION", 0, None, 0),
+        ("metadata", "TEXT", 1, None, 0),
+        ("created_at", "TEXT", 0, None, 0),
+    ]
+    # (table, from, to, on update, on delete) for each column of both foreign keys.
+    assert foreign == sorted(
+        [
+            ("substrates", "tenant", "tenant", "NO ACTION", "CASCADE"),
+            ("substrates", "source_key", "identity_key", "NO ACTION", "CASCADE"),
+            ("substrates", "tenant", "tenant", "NO ACTION", "CASCADE"),
+            ("substrates", "target_key", "identity_key", "NO ACTION", "CASCADE"),
+        ]
+    )
+    assert indexes == {
+        "relationships_by_source": ["tenant", "source_key", "relationship_type"],
+        "relationships_by_target": ["tenant", "target_key", "relationship_type"],
+    }
+
+
+def test_a_relationship_row_holds_signed_keys_a_flag_json_and_the_substrates_time_format(
+    tmp_path: Path,
+):
+    path = tmp_path / "store.sqlite3"
+    low, high = make_substrate(1, identity=5), make_substrate(2, identity=2**64 - 3)
+    plain = make_relationship(high, low, "sibling", bidirectional=True, metadata={"é": [1.5]})
+    weighted = make_relationship(low, high, "dependency", weight=2, created_at=None)
+
+    async def main() -> None:
+        store = await opened(path)
+        try:
+            for item in (low, high):
+                await store.put_substrate(TENANT, item)
+            for relationship in (plain, weighted):
+                await store.put_relationship(TENANT, relationship)
+        finally:
+            await store.close()
+
+    asyncio.run(main())
+    with sqlite3.connect(path) as db:
+        rows = {
+            row[0]: row[1:]
+            for row in db.execute(
+                "SELECT identity_key, tenant, source_key, target_key, relationship_type, "
+                "bidirectional, weight, metadata, created_at FROM relationships"
+            )
+        }
+        substrate_time = db.execute("SELECT created_at FROM substrates LIMIT 1").fetchone()[0]
+    assert rows == {
+        plain.identity - 2**63: (
+            TENANT, 2**63 - 3, 5 - 2**63, "sibling", 1, None, '{"\\u00e9":[1.5]}', substrate_time
+        ),
+        weighted.identity - 2**63: (
+            TENANT, 5 - 2**63, 2**63 - 3, "dependency", 0, 2.0, "{}", None
+        ),
+    }  # fmt: skip
+    assert substrate_time == "2024-05-17T08:30:15Z"
+
+
+def test_a_version_1_file_migrates_to_relationships_keeping_its_substrates(tmp_path: Path):
+    path = tmp_path / "old.sqlite3"
+    substrates = [make_substrate(i, {"n": i, "name": f"old-{i}"}) for i in range(5)]
+    stats = InvocationStats(4, 1, 2.5, None)
+
+    async def write_with_version_1() -> None:
+        store = await opened(path, migrations=MIGRATIONS[:1])
+        try:
+            for substrate in substrates:
+                await store.put_substrate(TENANT, substrate)
+            await store.add_invocations(TENANT, {substrates[0].identity: stats})
+        finally:
+            await store.close()
+
+    asyncio.run(write_with_version_1())
+    assert file_facts(path)[1:] == (1, {"substrates", "invocation_totals"})
+
+    async def open_with_version_2() -> None:
+        store = await opened(path)
+        try:
+            assert store.schema_version == 2
+            for substrate in substrates:
+                assert await store.get_substrate(TENANT, substrate.identity) == substrate
+            assert await store.invocation_stats(TENANT, substrates[0].identity) == stats
+            relationship = make_relationship(substrates[0], substrates[1], "lineage")
+            assert await store.put_relationship(TENANT, relationship) == (relationship, True)
+            query = SubstrateQuery(name_prefix="old-", has_relationship_type="lineage")
+            found = await store.search_substrates(TENANT, query, limit=10)
+            assert found == sorted(substrates[:2], key=lambda s: s.identity)
+            assert await store.delete_substrate(TENANT, substrates[1].identity)
+            assert await store.get_relationship(TENANT, relationship.identity) is None
+        finally:
+            await store.close()
+
+    asyncio.run(open_with_version_2())
+    mode, version, tables = file_facts(path)
+    assert (mode, version) == ("wal", 2) and "relationships" in tables
+    with sqlite3.connect(path) as db:
+        assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        assert db.execute("PRAGMA foreign_key_check").fetchall() == []
+
+
+# -- relationships: SQL for graph engines ---------------------------------------------------
+
+
+def test_graph_engines_read_the_store_with_read_only_sql(tmp_path: Path):
+    path = tmp_path / "store.sqlite3"
+    chain = [make_substrate(i) for i in range(4)]
+    links = [make_relationship(a, b, "dependency") for a, b in pairwise(chain)]
+
+    async def main() -> None:
+        store = await opened(path)
+        try:
+            assert isinstance(store, SqlDatabase) and store.sql_dialect == "sqlite"
+            for substrate in chain:
+                await store.put_substrate(TENANT, substrate)
+            for link in links:
+                await store.put_relationship(TENANT, link)
+            walk = await store.sql_fetch(
+                "WITH RECURSIVE reach(key, depth) AS ("
+                " SELECT ?, 0 UNION"
+                " SELECT r.target_key, reach.depth + 1 FROM relationships AS r"
+                " JOIN reach ON r.tenant = ? AND r.source_key = reach.key"
+                ") SELECT key, depth FROM reach ORDER BY depth",
+                [chain[0].identity - 2**63, TENANT],
+            )
+            assert walk == [(s.identity - 2**63, depth) for depth, s in enumerate(chain)]
+            assert all(type(row) is tuple for row in walk)
+            # The reader is query_only: SQL handed in cannot write around the write lock.
+            with pytest.raises(sqlite3.OperationalError, match="readonly"):
+                await store.sql_fetch("DELETE FROM relationships")
+            with pytest.raises((sqlite3.Warning, sqlite3.ProgrammingError)):
+                await store.sql_fetch("SELECT 1; DELETE FROM relationships")
+            assert len(await store.all_relationships(TENANT, limit=10)) == 3
+            # The store's own writes still go through.
+            assert await store.delete_substrate(TENANT, chain[1].identity)
+            assert await store.sql_fetch("SELECT COUNT(*) FROM relationships") == [(1,)]
+        finally:
+            await store.close()
+
+    asyncio.run(main())
+
+
+def test_listing_a_substrates_relationships_reads_the_two_indexes_not_the_whole_table(
+    tmp_path: Path,
+):
+    hub, others = make_substrate(0), [make_substrate(i) for i in range(1, 30)]
+    relationships = [make_relationship(hub, o, "dependency") for o in others[:10]]
+    relationships += [make_relationship(o, hub, "sibling", bidirectional=True) for o in others[10:]]
+    relationships += [make_relationship(a, b, "lineage") for a, b in pairwise(others)]
+
+    async def main() -> list[tuple[str, list[str]]]:
+        store = await opened(tmp_path / "store.sqlite3")
+        statements: list[tuple[str, tuple[object, ...]]] = []
+        real_read = store._read
+
+        async def recording_read(sql: str, parameters=()):  # the real read, remembered
+            statements.append((sql, tuple(parameters)))
+            return await real_read(sql, parameters)
+
+        try:
+            for substrate in (hub, *others):
+                await store.put_substrate(TENANT, substrate)
+            for relationship in relationships:
+                await store.put_relationship(TENANT, relationship)
+            store._read = recording_read  # type: ignore[method-assign]
+            for direction in ("outgoing", "incoming"):
+                await store.list_relationships(TENANT, hub.identity, direction, limit=5)
+                await store.list_relationships(
+                    TENANT, hub.identity, direction, types=["sibling"], limit=5, after=2**40
+                )
+            await store.search_substrates(
+                TENANT, SubstrateQuery(has_relationship_type="dependency"), limit=5
+            )
+            store._read = real_read  # type: ignore[method-assign]
+            plans = []
+            for sql, parameters in statements:
+                rows = await store.sql_fetch(f"EXPLAIN QUERY PLAN {sql}", parameters)
+                plans.append((sql, [str(row[-1]) for row in rows]))
+            return plans
+        finally:
+            await store.close()
+
+    plans = asyncio.run(main())
+    assert len(plans) == 5
+    for sql, steps in plans:
+        reads = [step for step in steps if "relationships" in step]
+        assert reads, (sql, steps)
+        for step in reads:
+            assert "relationships_by_source" in step or "relationships_by_target" in step, steps
+            assert "(tenant=? AND" in step, steps  # the end's key is used, not only the tenant
+
+
+# -- relationships: deletes and creates racing ------------------------------------------------
+
+
+def test_put_relationship_to_an_end_another_worker_just_deleted_names_that_end(tmp_path: Path):
+    path = tmp_path / "store.sqlite3"
+    kept, doomed = make_substrate(1), make_substrate(2)
+
+    async def main() -> None:
+        one, two = await opened(path), await opened(path)
+        try:
+            for substrate in (kept, doomed):
+                await one.put_substrate(TENANT, substrate)
+            assert await one.delete_substrate(TENANT, doomed.identity)
+            for relationship, end in (
+                (make_relationship(kept, doomed), "target"),
+                (make_relationship(doomed, kept), "source"),
+            ):
+                with pytest.raises(MissingEnd) as caught:
+                    await two.put_relationship(TENANT, relationship)
+                assert (caught.value.end, caught.value.identity) == (end, doomed.identity)
+            assert await two.count_relationships(TENANT) == {}
+        finally:
+            await two.close()
+            await one.close()
+
+    asyncio.run(main())
+
+
+def test_concurrent_deletes_and_creates_never_leave_a_dangling_relationship_visible(
+    tmp_path: Path, spawn: type[Child]
+):
+    """Two worker processes share the file: one relates substrates, the other deletes
+    them. Meanwhile this process reads through ``sql_fetch`` (what graph.sql sees) and
+    joins every relationship to its two ends, again and again: none is ever missing."""
+    path, go = tmp_path / "race.sqlite3", tmp_path / "go"
+    base, doomed, rounds = 120, 90, 600
+
+    async def put_base() -> None:
+        store = await opened(path)
+        try:
+            for i in range(base):
+                await store.put_substrate(TENANT, make_substrate(i))
+        finally:
+            await store.close()
+
+    asyncio.run(put_base())
+    relater = spawn(RELATE_WHILE_OTHERS_DELETE, str(path), str(go), str(base), str(rounds))
+    deleter = spawn(DELETE_BASE, str(path), str(go), str(base), str(doomed))
+    start_together([relater, deleter], go)
+
+    async def watch() -> tuple[int, int, float]:
+        reader = await opened(path)
+        checks, most_seen, dangling = 0, 0, 0.0
+        try:
+            deadline = asyncio.get_running_loop().time() + TIMEOUT
+            while relater.process.poll() is None or deleter.process.poll() is None:
+                assert asyncio.get_running_loop().time() < deadline, "the workers never ended"
+                [(seen, missing)] = await reader.sql_fetch(DANGLING)
+                checks, most_seen, dangling = checks + 1, max(most_seen, seen), dangling + missing
+                await asyncio.sleep(0)
+            [(seen, missing)] = await reader.sql_fetch(DANGLING)
+            return checks, most_seen, dangling + missing
+        finally:
+            await reader.close()
+
+    checks, most_seen, dangling = asyncio.run(watch())
+    assert dangling == 0
+    outcome = json.loads(relater.next_line())
+    relater.finish()
+    assert int(deleter.next_line()) == doomed
+    deleter.finish()
+    # The race really ran: relationships were there to see, and each refusal was right.
+    assert checks > 0 and most_seen > 0
+    assert outcome["wrong"] == []
+    assert outcome["created"] > 0 and outcome["created"] + outcome["refused"] <= rounds
+
+    async def survivors() -> tuple[set[int], list[tuple[int, int]]]:
+        store = await opened(path)
+        try:
+            present = set()
+            after = None
+            while page := await store.list_substrates(TENANT, limit=100, after=after):
+                present |= {s.identity for s in page}
+                after = page[-1].identity
+            edges = await store.all_relationships(TENANT, limit=10_000)
+            return present, [(r.source, r.target) for r in edges]
+        finally:
+            await store.close()
+
+    present, edges = asyncio.run(survivors())
+    assert all(source in present and target in present for source, target in edges)
+    with sqlite3.connect(path) as db:
+        assert db.execute("PRAGMA foreign_key_check").fetchall() == []
+        assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"

@@ -107,8 +107,8 @@ def test_an_unknown_plugin_lists_the_available_ones(butterflyfx, tmp_path, vault
 
     assert result.returncode == 2
     assert result.stderr == (
-        "butterflyfx: unknown plugin 'auth.jwt'; "
-        "available plugins: http, storage.memory, storage.sqlite, vault\n"
+        "butterflyfx: unknown plugin 'auth.jwt'; available plugins: "
+        "graph.memory, graph.sql, http, storage.memory, storage.sqlite, vault\n"
     )
 
 

@@ -15,7 +15,11 @@ def test_the_default_plugins_are_listed_with_version_distribution_hooks_and_stat
 
     assert result.returncode == 0, result.stderr
     rows = json.loads(result.stdout)
-    assert [row["name"] for row in rows if row["enabled"]] == ["storage.sqlite", "http"]
+    assert [row["name"] for row in rows if row["enabled"]] == [
+        "storage.sqlite",
+        "graph.sql",
+        "http",
+    ]
     plugins = by_name(rows)
     http = plugins["http"]
     assert http["state"] == "loaded"
@@ -23,6 +27,7 @@ def test_the_default_plugins_are_listed_with_version_distribution_hooks_and_stat
     assert http["module"] == "butterflyfx.plugins.http"
     assert "butterflyfx_asgi_app" in http["hooks"]
     assert "butterflyfx_storage" in plugins["storage.sqlite"]["hooks"]
+    assert plugins["graph.sql"]["hooks"] == ["butterflyfx_graph_engine"]
     memory = plugins["storage.memory"]
     assert (memory["enabled"], memory["state"]) == (False, "not enabled")
     assert memory["hooks"] == ["butterflyfx_storage"]

@@ -1,13 +1,14 @@
-"""README.md's "Walk-through with curl" prints what it says, against a real server.
+"""The curl walk-throughs of README.md and docs/api.md print what they say, against a real server.
 
-Every ```` ```console ```` block of README.md is read in order: a line starting with ``$ ``
+Every ```` ```console ```` block of a page is read in order: a line starting with ``$ ``
 is a command (continued over the next lines while it ends with ``\\`` or has a quote open),
 and the lines after it, up to the next command, are what it prints. Each command runs with
-bash, in order, against one ``butterflyfx serve`` process on a free port with an empty data
-folder, the README's ``127.0.0.1:8000`` replaced by that server's address.
+bash, in order, against one ``butterflyfx serve`` process per page on a free port with an
+empty data folder and the plugins the page says to start it with, the page's
+``127.0.0.1:8000`` replaced by that server's address.
 
 An output is compared part by part: a line starting with ``{`` or ``[`` that begins a JSON
-document starts a JSON part, compared as JSON, where the string ``"..."`` in the README
+document starts a JSON part, compared as JSON, where the string ``"..."`` in the page
 stands for any value; other lines are text, compared as doctest does with ELLIPSIS and
 NORMALIZE_WHITESPACE (``\\r\\n`` from ``curl -i`` counts as ``\\n``). Anything else must be
 equal: ids, identities, results, dimensions, statuses, and which keys an object has.
@@ -32,7 +33,14 @@ from server_process import Butterflyfx, clean_environment
 
 ROOT = Path(__file__).resolve().parents[2]
 README = ROOT / "README.md"
+API_PAGE = ROOT / "docs" / "api.md"
 README_ADDRESS = "127.0.0.1:8000"
+# Each walk-through and the environment its server starts with; a page other than the
+# README says so in the command it tells readers to start the server with.
+PAGES = {
+    README: {},
+    API_PAGE: {"BUTTERFLYFX_PLUGINS": "storage.sqlite,graph.sql,http"},
+}
 WILDCARD = "..."
 COMMAND_TIMEOUT = 60.0
 TEXT_OPTIONS = doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE
@@ -61,7 +69,7 @@ def _complete(command: str) -> bool:
     return True
 
 
-def console_steps(markdown: str) -> list[Step]:
+def console_steps(markdown: str, page: str = "README.md") -> list[Step]:
     """The commands of every ```` ```console ```` block, in order, with their outputs."""
     steps: list[Step] = []
     block: list[tuple[int, str]] | None = None  # (line number, text) inside a console block
@@ -70,16 +78,16 @@ def console_steps(markdown: str) -> list[Step]:
             if line.strip() == "```console":
                 block = []
         elif line.strip() == "```":
-            steps += block_steps(block)
+            steps += block_steps(block, page)
             block = None
         else:
             block.append((number, line))
     if block is not None:
-        raise ValueError("README.md: a console block is never closed")
+        raise ValueError(f"{page}: a console block is never closed")
     return steps
 
 
-def block_steps(block: list[tuple[int, str]]) -> list[Step]:
+def block_steps(block: list[tuple[int, str]], page: str = "README.md") -> list[Step]:
     steps: list[Step] = []
     start, command, output = 0, "", []
     for number, line in block:
@@ -92,9 +100,9 @@ def block_steps(block: list[tuple[int, str]]) -> list[Step]:
         elif start:
             output.append(line)
         else:
-            raise ValueError(f"README.md line {number}: output before any $ command")
+            raise ValueError(f"{page} line {number}: output before any $ command")
     if start and not _complete(command):
-        raise ValueError(f"README.md line {start}: the command is never finished")
+        raise ValueError(f"{page} line {start}: the command is never finished")
     if start:
         steps.append(Step(start, command, "\n".join(output)))
     return steps
@@ -271,6 +279,38 @@ def test_the_walkthrough_covers_every_substrate_operation():
     assert all(step.expected.strip() for step in steps), "a command shows no output"
 
 
+def test_the_api_walkthrough_covers_every_relationship_and_query_operation():
+    steps = console_steps(API_PAGE.read_text(encoding="utf-8"), "docs/api.md")
+    commands = [step.command for step in steps]
+    base = f"http://{README_ADDRESS}/api/v1"
+    hex_id = "0x[0-9A-F]{16}"
+    operations = {
+        "create a relationship": rf"-X POST {base}/relationships ",
+        "get a relationship": rf"curl -s {base}/relationships/{hex_id}",
+        "delete a relationship": rf"-X DELETE {base}/relationships/{hex_id}",
+        "outgoing": rf"{base}/relationships/outgoing/{hex_id}",
+        "incoming": rf"{base}/relationships/incoming/{hex_id}",
+        "graph": rf"{base}/relationships/graph\?root={hex_id}",
+        "traverse": rf"{base}/query/traverse",
+        "path": rf"{base}/query/path",
+        "weighted path": r'"weighted": true',
+        "search": rf"{base}/query/search",
+        "stats": rf"{base}/query/stats",
+        "an unknown type refused": r'"relationship_type": "likes"',
+        "a ceiling refused": r'"max_depth": 7',
+    }
+    for operation, pattern in operations.items():
+        assert any(re.search(pattern, command, re.S) for command in commands), operation
+    assert all(step.expected.strip() for step in steps), "a command shows no output"
+
+
+def test_each_page_names_the_plugins_its_server_was_started_with():
+    for page, env in PAGES.items():
+        if "BUTTERFLYFX_PLUGINS" in env:
+            start = f"BUTTERFLYFX_PLUGINS={env['BUTTERFLYFX_PLUGINS']} make serve"
+            assert start in page.read_text(encoding="utf-8"), f"{page.name} must say: {start}"
+
+
 # -- against a real server ------------------------------------------------------------------
 
 
@@ -296,13 +336,16 @@ def shell_environment(home: Path) -> dict[str, str]:
             "XDG_CONFIG_HOME": str(home)}  # fmt: skip
 
 
-def test_every_command_of_the_walkthrough_prints_what_the_readme_shows(
-    butterflyfx: Butterflyfx, tmp_path: Path
+@pytest.mark.parametrize("page", list(PAGES), ids=lambda page: page.relative_to(ROOT).as_posix())
+def test_every_command_of_the_walkthrough_prints_what_the_page_shows(
+    butterflyfx: Butterflyfx, tmp_path: Path, page: Path
 ) -> None:
     bash = require("bash")
     require("curl")
-    steps = console_steps(README.read_text(encoding="utf-8"))
-    server = butterflyfx.start("--data-dir", str(tmp_path / "data")).wait_ready()
+    name = page.relative_to(ROOT).as_posix()
+    steps = console_steps(page.read_text(encoding="utf-8"), name)
+    server = butterflyfx.start("--data-dir", str(tmp_path / "data"), env=PAGES[page])
+    server.wait_ready()
     address = server.url.removeprefix("http://")
     shell = tmp_path / "shell"
     shell.mkdir()
@@ -324,7 +367,7 @@ def test_every_command_of_the_walkthrough_prints_what_the_readme_shows(
             problems.insert(0, f"exit status {done.returncode}, stderr {done.stderr!r}")
         if problems:
             failures.append(
-                f"README.md line {step.line}: $ {step.command}\n"
+                f"{name} line {step.line}: $ {step.command}\n"
                 + "".join(f"  - {problem}\n" for problem in problems)
                 + f"  printed:\n{done.stdout}\n"
             )

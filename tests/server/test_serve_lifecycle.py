@@ -24,7 +24,7 @@ def test_with_no_config_it_serves_sqlite_in_a_local_folder_and_answers_health(bu
 
     assert health.status_code == 200
     assert health.json()["status"] == "ok"
-    assert set(health.json()["plugins"]) == {"storage.sqlite", "http"}
+    assert set(health.json()["plugins"]) == {"storage.sqlite", "graph.sql", "http"}
     assert (butterflyfx.cwd / "butterflyfx-data" / "butterflyfx.sqlite3").is_file()
     [line] = server.output().splitlines()
     assert line.startswith(f"ButterflyFX Server listening on {server.url} (1 worker;")

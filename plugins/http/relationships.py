@@ -1,0 +1,172 @@
+"""``/api/v1/relationships``: create, read, delete, list by direction; the neighbourhood."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from quart import Blueprint, Response, request
+from quart_schema import document_querystring, document_request, document_response, tag_blueprint
+
+from butterflyfx.core.context import ServerContext
+from butterflyfx.core.store import Direction
+from butterflyfx.kernel import Relationship, format_id, format_timestamp
+
+from .bodies import read_body
+from .json import dumps, json_response
+from .models import (
+    CreateRelationship,
+    GraphBody,
+    GraphQuery,
+    ListRelationshipsQuery,
+    NoContent,
+    RelationshipBody,
+    RelationshipPage,
+)
+from .querystring import name_list, refuse_unknown, required, whole_number
+from .substrates import DEFAULT_PAGE, bodiless, checked_id, problems, substrate_dict
+from .tenancy import current_tenant
+
+PREFIX = "/api/v1/relationships"
+
+
+def relationship_dict(relationship: Relationship) -> dict[str, Any]:
+    """A relationship as the API writes it: ends as ``0x`` ids, like substrates."""
+    return {
+        "relationship_id": relationship.relationship_id,
+        "source_id": format_id(relationship.source),
+        "target_id": format_id(relationship.target),
+        "relationship_type": relationship.relationship_type,
+        "bidirectional": relationship.bidirectional,
+        "weight": relationship.weight,
+        "metadata": relationship.metadata,
+        "created_at": format_timestamp(relationship.created_at),
+    }
+
+
+class RelationshipRoutes:
+    """The handlers, bound to one server context."""
+
+    def __init__(self, ctx: ServerContext) -> None:
+        self.ctx = ctx
+
+    def blueprint(self) -> Blueprint:
+        bp = Blueprint("relationships", __name__, url_prefix=PREFIX)
+        tag_blueprint(bp, ["relationships"])
+        bp.add_url_rule("", view_func=self.create_relationship, methods=["POST"])
+        # Fixed segments outrank <relationship_id> in werkzeug's routing, whatever the order.
+        bp.add_url_rule("/graph", view_func=self.relationship_graph, methods=["GET"])
+        bp.add_url_rule(
+            "/outgoing/<substrate_id>", view_func=self.outgoing_relationships, methods=["GET"]
+        )
+        bp.add_url_rule(
+            "/incoming/<substrate_id>", view_func=self.incoming_relationships, methods=["GET"]
+        )
+        bp.add_url_rule("/<relationship_id>", view_func=self.get_relationship, methods=["GET"])
+        bp.add_url_rule(
+            "/<relationship_id>", view_func=self.delete_relationship, methods=["DELETE"]
+        )
+        return bp
+
+    @document_request(CreateRelationship)
+    @document_response(RelationshipBody, 201)
+    @document_response(RelationshipBody, 200)
+    @problems(400, 404, 413, 415, 422)
+    async def create_relationship(self) -> Response:
+        """Relate two substrates.
+
+        201 with a Location header when it is new; 200 with the stored one (unchanged)
+        when the same source, target and type are already related. 404 names the end
+        (source_id or target_id) that does not exist.
+        """
+        body = await read_body(CreateRelationship)
+        checked_id(body.source_id, "source_id")
+        checked_id(body.target_id, "target_id")
+        relationship, created = await self.ctx.relationships.create(
+            current_tenant(), body.source_id, body.target_id, body.relationship_type,
+            bidirectional=body.bidirectional, weight=body.weight, metadata=body.metadata,
+        )  # fmt: skip
+        headers = {"Location": f"{PREFIX}/{relationship.relationship_id}"} if created else None
+        return Response(
+            dumps(relationship_dict(relationship)),
+            201 if created else 200,
+            headers,
+            content_type="application/json",
+        )
+
+    @document_response(RelationshipBody, 200)
+    @problems(400, 404)
+    async def get_relationship(self, relationship_id: str) -> Response:
+        """Get a relationship."""
+        found = await self.ctx.relationships.get(
+            current_tenant(), checked_id(relationship_id, "relationship_id")
+        )
+        return json_response(relationship_dict(found))
+
+    @document_response(NoContent, 204)
+    @problems(400, 404)
+    async def delete_relationship(self, relationship_id: str) -> Response:
+        """Delete a relationship (its substrates stay)."""
+        await self.ctx.relationships.delete(
+            current_tenant(), checked_id(relationship_id, "relationship_id")
+        )
+        return bodiless(204)
+
+    @document_querystring(ListRelationshipsQuery)
+    @document_response(RelationshipPage, 200)
+    @problems(400, 404, 422)
+    async def outgoing_relationships(self, substrate_id: str) -> Response:
+        """The substrate's outgoing relationships (with the bidirectional ones it ends)."""
+        return await self.listing(substrate_id, "outgoing")
+
+    @document_querystring(ListRelationshipsQuery)
+    @document_response(RelationshipPage, 200)
+    @problems(400, 404, 422)
+    async def incoming_relationships(self, substrate_id: str) -> Response:
+        """The substrate's incoming relationships (with the bidirectional ones it starts)."""
+        return await self.listing(substrate_id, "incoming")
+
+    async def listing(self, substrate_id: str, direction: Direction) -> Response:
+        checked_id(substrate_id)
+        args = request.args
+        refuse_unknown(args, ("type", "limit", "cursor"))
+        limit = whole_number(args, "limit")
+        page = await self.ctx.relationships.list(
+            current_tenant(), substrate_id, direction, types=name_list(args, "type"),
+            limit=DEFAULT_PAGE if limit is None else limit, cursor=args.get("cursor"),
+        )  # fmt: skip
+        return json_response(
+            {
+                "items": [relationship_dict(r) for r in page.items],
+                "next_cursor": page.next_cursor,
+            }
+        )
+
+    @document_querystring(GraphQuery)
+    @document_response(GraphBody, 200)
+    @problems(400, 404, 422, 503)
+    async def relationship_graph(self) -> Response:
+        """The neighbourhood of a substrate: nodes within ``depth`` either way, and edges.
+
+        ``nodes`` are whole substrates, so a client can label and draw them without one
+        more request each; ``edges`` are every relationship (of the chosen types) between
+        two of them. Breadth first from the root; ``truncated`` when ``max_nodes`` left
+        some out. 503 when no graph engine plugin is loaded.
+        """
+        args = request.args
+        refuse_unknown(args, ("root", "depth", "types", "max_nodes"))
+        root = checked_id(required(args, "root"), "root")
+        found = await self.ctx.queries.subgraph(
+            current_tenant(), root, depth=whole_number(args, "depth"),
+            types=name_list(args, "types"), max_nodes=whole_number(args, "max_nodes"),
+        )  # fmt: skip
+        return json_response(
+            {
+                "root": format_id(found.root),
+                "depth": found.depth,
+                "max_nodes": found.max_nodes,
+                "relationship_types": list(found.types) if found.types else None,
+                "nodes": [substrate_dict(s) for s in found.nodes],
+                "edges": [relationship_dict(r) for r in found.edges],
+                "truncated": found.truncated,
+            }
+        )
