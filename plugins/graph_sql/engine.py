@@ -15,12 +15,13 @@ the levels it finished are the answer (a prefix of the full one) and ``truncated
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
 from butterflyfx.core.graph import GraphDirection, GraphPath, Subgraph, Traversal
 from butterflyfx.core.graph_search import (
     REVERSED,
+    FoundPath,
     Step,
     first_by_depth,
     lightest_path,
@@ -37,7 +38,7 @@ from . import statements
 from .statements import CHUNK, KEY_OFFSET, key_of
 
 DIALECTS = ("sqlite", "postgresql")
-FIRST_ROWS = 64  # the row limit of a path walk's first run (a traversal's is 4 x (limit + 1))
+FIRST_ROWS = 1024  # the row limit of a walk's first run (a traversal's: 4 x (limit + 1))
 
 
 class SqlGraphError(Exception):
@@ -70,11 +71,12 @@ class SqlGraph:
     name = "sql"
 
     def __init__(
-        self, database: SqlDatabase, *, node_budget: int, first_rows: int = FIRST_ROWS
+        self, database: SqlDatabase, *, node_budget: int, first_rows: int | None = None
     ) -> None:
         self.database = database
         self.node_budget = node_budget  # for subgraphs, whose callers give none
-        self.first_rows = first_rows
+        self.first_rows = first_rows  # every walk's first row limit; None: FIRST_ROWS, or
+        # for a traversal 4 x (limit + 1) if more
 
     async def open(self) -> None:
         """Check the dialect and that the relationships table answers."""
@@ -143,10 +145,9 @@ class SqlGraph:
                 source, target, steps_of, max_depth=max_depth, node_budget=max(node_budget, 1)
             )
         else:
-            distance = await self._distances(
-                tenant, target, source, REVERSED[direction], max_depth, types, node_budget
+            found = await self._fewest_hops(
+                tenant, source, target, direction, max_depth, types, node_budget, steps_of
             )
-            found = None if distance is None else await walk_down(source, distance, steps_of)
         if found is None:
             return None
         nodes, taken = found
@@ -242,7 +243,7 @@ class SqlGraph:
         if start_key is None or max_depth < 1 or kinds == ():
             return {start: 0}, False
         budget = max(node_budget, 1)
-        rows = min(budget, max(self.first_rows, 4 * (limit + 1)))
+        rows = min(budget, self.first_rows or max(FIRST_ROWS, 4 * (limit + 1)))
         while True:
             depths, deepest, cut = await self._walk(
                 tenant, start_key, direction, max_depth, kinds, rows, predecessors
@@ -255,34 +256,66 @@ class SqlGraph:
                 return whole, True
             rows = min(budget, rows * 4)
 
-    async def _distances(
+    async def _levels(
         self,
         tenant: str,
-        target: int,
+        start: int,
+        direction: GraphDirection,
+        depth: int,
+        kinds: tuple[str, ...] | None,
+        budget: int,
+    ) -> tuple[dict[int, int], int]:
+        """The smallest depth of every node within ``depth``, and the depth up to which
+        that is complete (less than ``depth`` when the row budget cut the walk)."""
+        start_key = key_of(start)
+        if start_key is None or depth < 1 or kinds == ():
+            return {start: 0}, depth
+        rows = min(budget, self.first_rows or FIRST_ROWS)
+        while True:
+            depths, deepest, cut = await self._walk(
+                tenant, start_key, direction, depth, kinds, rows
+            )
+            if not cut:
+                return depths, depth
+            if rows >= budget:
+                return {n: d for n, d in depths.items() if d < deepest}, deepest - 1
+            rows = min(budget, rows * 4)
+
+    async def _fewest_hops(
+        self,
+        tenant: str,
         source: int,
-        backwards: GraphDirection,
+        target: int,
+        direction: GraphDirection,
         max_depth: int,
         types: Sequence[str] | None,
         node_budget: int,
-    ) -> dict[int, int] | None:
-        """Hops to ``target`` of every node nearer to it than ``source``, and of
-        ``source``; None when ``source`` is beyond ``max_depth`` or the row budget."""
-        kinds = self._kinds(types)
-        target_key = key_of(target)
-        if target_key is None:
-            return None
-        budget = max(node_budget, 1)
-        rows = min(budget, self.first_rows)
-        while True:
-            depths, _, cut = await self._walk(tenant, target_key, backwards, max_depth, kinds, rows)
-            if source in depths:
-                # Levels come whole before the next begins, so every node nearer than
-                # ``source`` is in; its own depth is exact for the same reason.
-                far = depths[source]
-                return {node: depth for node, depth in depths.items() if depth <= far}
-            if not cut or rows >= budget:
+        steps_of: Callable[[Sequence[int]], Awaitable[Mapping[int, Sequence[Step]]]],
+    ) -> FoundPath | None:
+        """The first shortest path by hops, met in the middle: a walk from ``source`` to
+        half the depth and one back from ``target`` to the other half find how many hops
+        it takes (far fewer rows than one walk to the whole depth, above all when there
+        is no path); then the walk back from ``target``, made as deep as the path if it
+        was not, says which step of each node leads on, and ``walk_down`` takes them.
+        Each walk has the whole row budget."""
+        kinds, budget = self._kinds(types), max(node_budget, 1)
+        backwards = REVERSED[direction]
+        ahead = (max_depth + 1) // 2
+        forward, _ = await self._levels(tenant, source, direction, ahead, kinds, budget)
+        behind, known = await self._levels(
+            tenant, target, backwards, max_depth - ahead, kinds, budget
+        )
+        meetings = [forward[node] + behind[node] for node in forward.keys() & behind.keys()]
+        if not meetings:
+            return None  # none within the depth (or within what the budget let us see)
+        hops = min(meetings)
+        if known < hops - 1:
+            behind, known = await self._levels(tenant, target, backwards, hops - 1, kinds, budget)
+            if known < hops - 1:
                 return None
-            rows = min(budget, rows * 4)
+        distance = {node: depth for node, depth in behind.items() if depth < hops}
+        distance[source] = hops
+        return await walk_down(source, distance, steps_of)
 
     async def _steps(
         self,

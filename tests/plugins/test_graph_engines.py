@@ -8,7 +8,6 @@ import asyncio
 import itertools
 import time
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -25,11 +24,6 @@ from butterflyfx.testing.graph import graph_server
 from butterflyfx.testing.storage import make_substrate
 
 TENANT = "acme"
-
-
-async def started(ctx: ServerContext) -> ServerContext:
-    await ctx.start()
-    return ctx
 
 
 def run_started(ctx: ServerContext, story: Any) -> Any:
@@ -167,9 +161,7 @@ def test_every_walk_searches_the_index_of_each_end_and_scans_no_relationships(
         statements.reach(direction, types, "sqlite"),
         [0, TENANT, *kinds, TENANT, *kinds, 3, 100],
     )
-    steps = plan_of(
-        store, statements.steps(direction, 3, types), [TENANT, 1, 2, 3, *kinds] * 2
-    )
+    steps = plan_of(store, statements.steps(direction, 3, types), [TENANT, 1, 2, 3, *kinds] * 2)
     for plan in (walk, steps):
         searches = [step for step in plan if step.startswith("SEARCH e")]
         assert any("relationships_by_source" in s for s in searches), plan
@@ -251,15 +243,14 @@ def test_on_a_dense_graph_no_question_runs_past_its_budget(tmp_path):
 
     answers = asyncio.run(main())
     # Depth 1 holds the other 39 nodes; the budget ends the walk in depth 2, which is left
-    # out whole. The walk ran once, to the budget and the one row that shows it went on.
+    # out whole. Each run of the walk makes its row limit and the one row that shows it
+    # went on: 8 and 32 rows do not finish depth 1, 100 (the budget) does.
     everyone = answers["traversal 1000"]
     assert [r.depth for r in everyone.nodes] == [0] + [1] * 39 and everyone.truncated
-    assert answers["walks 1000"] == [101]
-    # For 5 nodes the first run has 4 x 6 rows, too few to finish depth 1; the second has
-    # 4 x 24 and stops there, far below the budget.
+    assert answers["walks 1000"] == [9, 33, 101]
     five = answers["traversal 5"]
     assert [r.identity for r in five.nodes] == [nodes[0], *sorted(nodes[1:])[:4]]
-    assert five.truncated and answers["walks 5"] == [25, 97]
+    assert five.truncated and answers["walks 5"] == [9, 33, 101]
     assert all(rows <= budget + 1 for rows in answers["all walks"])
     assert answers["path False"] is None and answers["path True"] is None
     # Dijkstra expands at most the budget, asking for up to 64 nodes' steps at a time.
