@@ -1,15 +1,20 @@
 """The SQL graph engine: recursive SQL next to the data, through the ``SqlDatabase`` protocol.
 
-Traversals and hop paths walk with one ``WITH RECURSIVE`` statement; weighted paths run
-Dijkstra in Python over batches of neighbours (up to 64 nodes per statement); what comes
-back is shaped by :mod:`butterflyfx.core.graph_search`, which ``graph.memory`` shares.
+A traversal is one ``WITH RECURSIVE`` walk whose rows carry the node each node was
+reached from, so paths need no second statement; a path by hops is met in the middle by
+two walks (one from each end, to half the depth each) and then followed down; a weighted
+path is Dijkstra in Python over batches of neighbours (up to 64 nodes per statement).
+What comes back is shaped by :mod:`butterflyfx.core.graph_search`, which ``graph.memory``
+shares, so both engines break ties alike.
 
-**The node budget is a row budget here.** A walk visits a node once per depth it is
-reached at, and every visit is a row the database makes, so ``node_budget`` bounds those
-rows. A walk starts with a small row limit and, when the answer is not decided within it,
-runs again with four times as many rows, up to the budget: few rows for the common small
-answer, and at most about 4/3 of the budget for the largest. When the budget ends a walk,
-the levels it finished are the answer (a prefix of the full one) and ``truncated`` is set.
+**The node budget is a row budget here**, for each walk. A walk visits a node once per
+depth (and parent) it is reached at, and every visit is a row the database makes, so
+``node_budget`` bounds those rows. A walk starts with a row limit (4 x (limit + 1) for a
+traversal, 1,024 otherwise) and, when the answer is not decided within it, runs again with
+four times as many rows, up to the budget: one run for the common answer, and at most
+about 4/3 of the budget in all for the largest. When the budget ends a walk, the levels it
+finished are the answer (a prefix of the full one) and ``truncated`` is set, even when
+nothing turned out to be missing. Dijkstra counts expansions against the budget instead.
 """
 
 from __future__ import annotations
@@ -66,7 +71,11 @@ def _chunks(items: Sequence[int]) -> list[Sequence[int]]:
 
 
 class SqlGraph:
-    """A :class:`~butterflyfx.core.graph.GraphEngine` over a store's SQL database."""
+    """A :class:`~butterflyfx.core.graph.GraphEngine` over a store's SQL database.
+
+    ``node_budget`` is the budget of subgraphs, whose callers give none. ``first_rows``,
+    when given, is every walk's first row limit instead of the defaults (tests make it
+    small so that walks must grow)."""
 
     name = "sql"
 
@@ -75,8 +84,7 @@ class SqlGraph:
     ) -> None:
         self.database = database
         self.node_budget = node_budget  # for subgraphs, whose callers give none
-        self.first_rows = first_rows  # every walk's first row limit; None: FIRST_ROWS, or
-        # for a traversal 4 x (limit + 1) if more
+        self.first_rows = first_rows
 
     async def open(self) -> None:
         """Check the dialect and that the relationships table answers."""
