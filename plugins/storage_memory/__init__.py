@@ -16,10 +16,9 @@ from functools import partial
 from typing import Any
 
 from butterflyfx.core.hookspecs import hookimpl
+from butterflyfx.core.matching import matches
 from butterflyfx.core.store import Direction, MissingEnd, SubstrateQuery
 from butterflyfx.kernel import InvocationStats, JSONValue, Relationship, Substrate
-
-from .search import matches
 
 MAX_IDENTITY = 2**64 - 1
 

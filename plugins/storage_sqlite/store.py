@@ -22,6 +22,7 @@ from typing import Any, Literal
 
 import aiosqlite
 
+from butterflyfx.core.matching import matches
 from butterflyfx.core.store import Direction, MissingEnd, SubstrateQuery
 from butterflyfx.kernel import (
     InvocationStats,
@@ -50,7 +51,7 @@ from .rows import (
     substrate_values,
     written_relationship,
 )
-from .search import bindable, conditions, matches
+from .search import bindable, conditions
 
 Synchronous = Literal["full", "normal"]
 _SYNCHRONOUS = {"full": "FULL", "normal": "NORMAL"}

@@ -1,7 +1,7 @@
 """Whether a substrate matches a :class:`SubstrateQuery`, decided in Python.
 
-``storage.sqlite`` keeps the same rules in its own ``search`` module (plugins share no
-code); the conformance suite holds both to them.
+The one statement of the search rules every store keeps: ``storage.memory`` filters with
+it alone; ``storage.sqlite`` narrows rows in SQL and decides each one with it.
 """
 
 from __future__ import annotations
@@ -9,8 +9,9 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 
-from butterflyfx.core.store import SubstrateQuery
 from butterflyfx.kernel import Substrate
+
+from .store import SubstrateQuery
 
 
 def json_kind(value: object) -> str | None:
