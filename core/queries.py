@@ -3,7 +3,6 @@ and statistics through the store, every request held within the configured ceili
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -283,12 +282,10 @@ class QueryService:
         engine = self.engine()
         root = await self.existing(tenant, root_id, "root")
         found = await engine.subgraph(tenant, root, depth=levels, types=kinds, max_nodes=most)
-        fetched = await asyncio.gather(
-            *(self.store.get_substrate(tenant, node) for node in found.nodes[:most])
-        )
+        fetched = await self.store.get_substrates(tenant, found.nodes[:most])
         # A substrate deleted since the engine answered takes its relationships with it.
         # Identity order: the same answer from every engine, whatever order it found them in.
-        nodes = sorted((s for s in fetched if s is not None), key=lambda s: s.identity)
+        nodes = sorted(fetched.values(), key=lambda s: s.identity)
         present = {substrate.identity for substrate in nodes}
         edges = sorted(
             (e for e in found.edges if e.source in present and e.target in present),

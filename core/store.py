@@ -70,8 +70,23 @@ class SubstrateStore(Protocol):
         """
         ...
 
+    async def put_substrates(
+        self, tenant: str, substrates: Sequence[Substrate]
+    ) -> list[tuple[Substrate, bool]]:
+        """``put_substrate`` for each, in order, in one transaction: one answer per item.
+
+        An identity that appears twice is created by its first occurrence; the second
+        gets (the first, False). When the call raises, none of them is stored.
+        """
+        ...
+
     async def get_substrate(self, tenant: str, identity: int) -> Substrate | None:
         """The tenant's substrate with this identity, or None."""
+        ...
+
+    async def get_substrates(self, tenant: str, identities: Sequence[int]) -> dict[int, Substrate]:
+        """The tenant's substrates among ``identities``, by identity; absent ones left out
+        (a number no identity can have is simply absent)."""
         ...
 
     async def list_substrates(
@@ -122,6 +137,15 @@ class SubstrateStore(Protocol):
         (existing unchanged, False). Raises :class:`MissingEnd` when the source or the
         target substrate is absent (source checked first), atomically with the insert:
         a concurrent delete of an end cannot leave the relationship dangling."""
+        ...
+
+    async def put_relationships(
+        self, tenant: str, relationships: Sequence[Relationship]
+    ) -> list[tuple[Relationship, bool]]:
+        """``put_relationship`` for each, in order, in one transaction: one answer per
+        item, a repeated identity answered (the first, False). Raises :class:`MissingEnd`
+        for the first relationship, in order, with an absent end, and then stores none
+        of them: a batch lands whole or not at all."""
         ...
 
     async def get_relationship(self, tenant: str, identity: int) -> Relationship | None:

@@ -61,6 +61,34 @@ class TenantData:
     touching: dict[int, set[int]] = field(default_factory=dict)
     types: Counter[str] = field(default_factory=Counter)
 
+    def put_substrate(self, substrate: Substrate) -> tuple[Substrate, bool]:
+        existing = self.substrates.get(substrate.identity)
+        if existing is not None:
+            return existing, False
+        self.substrates[substrate.identity] = substrate
+        self.substrate_order.add(substrate.identity)
+        return substrate, True
+
+    def check_ends(self, relationship: Relationship) -> None:
+        """Raise :class:`MissingEnd` for the first end the tenant lacks."""
+        if relationship.source not in self.substrates:
+            raise MissingEnd("source", relationship.source)
+        if relationship.target not in self.substrates:
+            raise MissingEnd("target", relationship.target)
+
+    def put_relationship(self, relationship: Relationship) -> tuple[Relationship, bool]:
+        """Store it (its ends checked already) unless present."""
+        identity = relationship.identity
+        existing = self.relationships.get(identity)
+        if existing is not None:
+            return existing, False
+        self.relationships[identity] = relationship
+        self.relationship_order.add(identity)
+        for end in (relationship.source, relationship.target):
+            self.touching.setdefault(end, set()).add(identity)
+        self.types[relationship.relationship_type] += 1
+        return relationship, True
+
     def remove_relationship(self, identity: int) -> Relationship | None:
         relationship = self.relationships.pop(identity, None)
         if relationship is None:
@@ -117,16 +145,22 @@ class MemoryStore:
 
     # -- substrates ---------------------------------------------------------------------
     async def put_substrate(self, tenant: str, substrate: Substrate) -> tuple[Substrate, bool]:
+        return self._tenant(tenant).put_substrate(substrate)
+
+    async def put_substrates(
+        self, tenant: str, substrates: Sequence[Substrate]
+    ) -> list[tuple[Substrate, bool]]:
         data = self._tenant(tenant)
-        existing = data.substrates.get(substrate.identity)
-        if existing is not None:
-            return existing, False
-        data.substrates[substrate.identity] = substrate
-        data.substrate_order.add(substrate.identity)
-        return substrate, True
+        return [data.put_substrate(substrate) for substrate in substrates]
 
     async def get_substrate(self, tenant: str, identity: int) -> Substrate | None:
         return self._existing(tenant).substrates.get(identity)
+
+    async def get_substrates(
+        self, tenant: str, identities: Sequence[int]
+    ) -> dict[int, Substrate]:
+        substrates = self._existing(tenant).substrates
+        return {i: substrates[i] for i in identities if i in substrates}
 
     async def list_substrates(
         self, tenant: str, *, limit: int, after: int | None = None
@@ -200,20 +234,16 @@ class MemoryStore:
         self, tenant: str, relationship: Relationship
     ) -> tuple[Relationship, bool]:
         data = self._existing(tenant)
-        if relationship.source not in data.substrates:
-            raise MissingEnd("source", relationship.source)
-        if relationship.target not in data.substrates:
-            raise MissingEnd("target", relationship.target)
-        identity = relationship.identity
-        existing = data.relationships.get(identity)
-        if existing is not None:
-            return existing, False
-        data.relationships[identity] = relationship
-        data.relationship_order.add(identity)
-        for end in (relationship.source, relationship.target):
-            data.touching.setdefault(end, set()).add(identity)
-        data.types[relationship.relationship_type] += 1
-        return relationship, True
+        data.check_ends(relationship)
+        return data.put_relationship(relationship)
+
+    async def put_relationships(
+        self, tenant: str, relationships: Sequence[Relationship]
+    ) -> list[tuple[Relationship, bool]]:
+        data = self._existing(tenant)
+        for relationship in relationships:  # all checked before any is stored
+            data.check_ends(relationship)
+        return [data.put_relationship(relationship) for relationship in relationships]
 
     async def get_relationship(self, tenant: str, identity: int) -> Relationship | None:
         return self._existing(tenant).relationships.get(identity)

@@ -57,6 +57,7 @@ Synchronous = Literal["full", "normal"]
 _SYNCHRONOUS = {"full": "FULL", "normal": "NORMAL"}
 MIN_SQLITE = (3, 24, 0)  # ON CONFLICT (upsert) arrived in 3.24
 SEARCH_BATCH = 256  # rows read at a time when Python must confirm what SQL narrowed
+IN_CHUNK = 500  # keys per IN (...) list: SQLite before 3.32 allows 999 parameters
 
 
 class SqliteStoreError(Exception):
@@ -210,6 +211,51 @@ class SqliteStore:
                 (tenant, values[3]),  # values[3] is identity_key
             )
             return substrate_from_row(list(rows)[0]), False
+
+    async def put_substrates(
+        self, tenant: str, substrates: Sequence[Substrate]
+    ) -> list[tuple[Substrate, bool]]:
+        """One transaction: find which exist, insert the rest with one ``executemany``."""
+        rows = [substrate_values(tenant, substrate) for substrate in substrates]
+        if not rows:
+            return []
+        async with self._transaction() as db:
+            stored = {
+                substrate.identity: substrate
+                for chunk in _chunks(list(dict.fromkeys(row[3] for row in rows)))
+                for substrate in map(
+                    substrate_from_row,
+                    await db.execute_fetchall(
+                        f"{SELECT} WHERE tenant = ? AND identity_key IN ({_marks(chunk)})",
+                        (tenant, *chunk),
+                    ),
+                )
+            }
+            answers: list[tuple[Substrate, bool]] = []
+            fresh: list[tuple[Any, ...]] = []
+            for row, substrate in zip(rows, substrates, strict=True):
+                if substrate.identity in stored:
+                    answers.append((stored[substrate.identity], False))
+                    continue
+                # What a later read returns: the row as written (timestamps to the second).
+                stored[substrate.identity] = written = substrate_from_row(row[1:])
+                answers.append((written, True))
+                fresh.append(row)
+            await db.executemany(INSERT, fresh)
+            return answers
+
+    async def get_substrates(
+        self, tenant: str, identities: Sequence[int]
+    ) -> dict[int, Substrate]:
+        keys = list(dict.fromkeys(k for i in identities if (k := identity_key(i)) is not None))
+        found: dict[int, Substrate] = {}
+        for chunk in _chunks(keys):
+            rows = await self._read(
+                f"{SELECT} WHERE tenant = ? AND identity_key IN ({_marks(chunk)})",
+                (tenant, *chunk),
+            )
+            found.update((s.identity, s) for s in map(substrate_from_row, rows))
+        return found
 
     async def get_substrate(self, tenant: str, identity: int) -> Substrate | None:
         key = identity_key(identity)
@@ -390,6 +436,55 @@ class SqliteStore:
                 raise MissingEnd("source", relationship.source)
             raise MissingEnd("target", relationship.target)
 
+    async def put_relationships(
+        self, tenant: str, relationships: Sequence[Relationship]
+    ) -> list[tuple[Relationship, bool]]:
+        """One transaction: read which exist and which ends are there, then insert the
+        new ones with one ``executemany``; a missing end raises before anything is written."""
+        values: list[dict[str, Any]] = []
+        for relationship in relationships:
+            source = identity_key(relationship.source)
+            if source is None:
+                raise MissingEnd("source", relationship.source)
+            target = identity_key(relationship.target)
+            if target is None:
+                raise MissingEnd("target", relationship.target)
+            values.append(relationship_values(tenant, relationship, source, target))
+        if not values:
+            return []
+        async with self._transaction() as db:
+            stored: dict[int, Relationship] = {}
+            for chunk in _chunks(list(dict.fromkeys(v["key"] for v in values))):
+                rows = await db.execute_fetchall(
+                    f"{SELECT_RELATIONSHIP} WHERE tenant = ? AND identity_key IN ({_marks(chunk)})",
+                    (tenant, *chunk),
+                )
+                stored.update((r.identity, r) for r in map(relationship_from_row, rows))
+            present: set[int] = set()
+            ends = dict.fromkeys(key for v in values for key in (v["source"], v["target"]))
+            for chunk in _chunks(list(ends)):
+                rows = await db.execute_fetchall(
+                    "SELECT identity_key FROM substrates "
+                    f"WHERE tenant = ? AND identity_key IN ({_marks(chunk)})",
+                    (tenant, *chunk),
+                )
+                present.update(row[0] for row in rows)
+            answers: list[tuple[Relationship, bool]] = []
+            fresh: list[dict[str, Any]] = []
+            for row, relationship in zip(values, relationships, strict=True):
+                if relationship.identity in stored:
+                    answers.append((stored[relationship.identity], False))
+                    continue
+                if row["source"] not in present:
+                    raise MissingEnd("source", relationship.source)
+                if row["target"] not in present:
+                    raise MissingEnd("target", relationship.target)
+                stored[relationship.identity] = written = written_relationship(row)
+                answers.append((written, True))
+                fresh.append(row)
+            await db.executemany(INSERT_RELATIONSHIP, fresh)
+            return answers
+
     async def get_relationship(self, tenant: str, identity: int) -> Relationship | None:
         key = identity_key(identity)
         if key is None:
@@ -507,6 +602,14 @@ async def _require_json(db: aiosqlite.Connection) -> None:
         raise SqliteStoreError(
             f"this SQLite {sqlite3.sqlite_version} lacks the JSON functions ({error})"
         ) from error
+
+
+def _chunks(keys: list[int], size: int = IN_CHUNK) -> list[list[int]]:
+    return [keys[start : start + size] for start in range(0, len(keys), size)]
+
+
+def _marks(chunk: Sequence[Any]) -> str:
+    return ", ".join("?" * len(chunk))
 
 
 def _decided_in_sql(relationship_type: str) -> bool:
