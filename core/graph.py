@@ -9,18 +9,28 @@ Semantics every engine keeps:
 
 - **Following an edge.** ``out`` follows a relationship from its source to its target, and
   a bidirectional one both ways; ``in`` is the reverse; ``both`` ignores direction.
-  ``types`` (normalised names), when given, keeps only relationships of those types.
+  ``types`` (normalised names), when given, keeps only relationships of those types; an
+  empty ``types`` follows nothing (the start alone is reached). ``None`` follows every type.
 - **Breadth first.** Each node reached is reported once, at its smallest depth, with one
   shortest path (node identities from the start to it, both included). The start itself
   is the first result, at depth 0. Results are ordered by depth, then identity; cycles
   end because a node is never visited twice.
-- **Budgets.** ``limit`` bounds the nodes returned; ``node_budget`` bounds the nodes an
-  engine may visit while answering. Hitting either sets ``truncated`` (the first
-  ``limit`` nodes are still exact: every node at a smaller depth comes before them).
+- **Budgets.** ``limit`` bounds the nodes returned; ``node_budget`` bounds the work an
+  engine may do while answering (nodes visited, or rows for an engine that walks rows:
+  see its docstring). Hitting either sets ``truncated`` (the first ``limit`` nodes are
+  still exact: every node at a smaller depth comes before them). ``subgraph`` takes no
+  budget from its caller: an engine bounds it with the budget it was made with (the
+  built-in ones get ``server.graph_node_budget``).
 - **Paths.** By hops (breadth first) or, with ``weighted``, by the least total weight
-  (Dijkstra; a relationship without a weight weighs 1; weights are never negative).
-  Ties are broken towards the path whose node identities sort first, so answers are
-  deterministic across engines.
+  (Dijkstra; a relationship without a weight weighs 1). Weights are never negative: the
+  relationship service refuses them, so engines may assume it. Ties are broken towards
+  the path whose node identities sort first, so answers are deterministic across
+  engines; of several relationships joining two consecutive nodes a path takes the
+  lightest, then the one with the smallest identity. ``total_weight`` is the sum of the
+  path's edge weights (a missing weight counted as 1) for hop paths too.
+
+The functions in :mod:`butterflyfx.core.graph_search` implement these rules over any
+source of steps; an engine that uses them breaks ties exactly like the built-in ones.
 """
 
 from __future__ import annotations

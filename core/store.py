@@ -195,6 +195,11 @@ class SqlDatabase(Protocol):
     (``substrates`` and ``relationships`` tables as in ``storage.sqlite``'s migrations),
     which lets ``graph.sql`` run recursive queries next to the data.
 
+    The columns graph engines read: ``tenant``; ``identity_key``, ``source_key`` and
+    ``target_key`` hold ``identity - 2**63`` (a signed 64-bit integer that sorts like the
+    identity); ``relationship_type`` the normalised name; ``bidirectional`` 0 or 1;
+    ``weight`` a float or NULL; ``metadata`` JSON text; ``created_at`` ISO 8601 text in UTC.
+
     ``sql_dialect`` is ``"sqlite"`` or ``"postgresql"``. ``sql_fetch`` runs one read-only
     statement with ``?`` placeholders (a PostgreSQL store rewrites them to ``$n``) and
     returns the rows as tuples.

@@ -6,6 +6,7 @@ from typing import Any
 
 from quart import Blueprint, Response, request
 from quart_schema import document_querystring, document_request, document_response, tag_blueprint
+from werkzeug.exceptions import MethodNotAllowed
 
 from butterflyfx.core.context import ServerContext
 from butterflyfx.core.store import Direction
@@ -106,6 +107,8 @@ class RelationshipRoutes:
     @problems(400, 404)
     async def delete_relationship(self, relationship_id: str) -> Response:
         """Delete a relationship (its substrates stay)."""
+        if relationship_id == "graph":  # the neighbourhood is read-only, not a relationship id
+            raise MethodNotAllowed(valid_methods=["GET", "HEAD"])
         await self.ctx.relationships.delete(
             current_tenant(), checked_id(relationship_id, "relationship_id")
         )

@@ -156,9 +156,7 @@ class MemoryStore:
     async def get_substrate(self, tenant: str, identity: int) -> Substrate | None:
         return self._existing(tenant).substrates.get(identity)
 
-    async def get_substrates(
-        self, tenant: str, identities: Sequence[int]
-    ) -> dict[int, Substrate]:
+    async def get_substrates(self, tenant: str, identities: Sequence[int]) -> dict[int, Substrate]:
         substrates = self._existing(tenant).substrates
         return {i: substrates[i] for i in identities if i in substrates}
 

@@ -244,9 +244,7 @@ class SqliteStore:
             await db.executemany(INSERT, fresh)
             return answers
 
-    async def get_substrates(
-        self, tenant: str, identities: Sequence[int]
-    ) -> dict[int, Substrate]:
+    async def get_substrates(self, tenant: str, identities: Sequence[int]) -> dict[int, Substrate]:
         keys = list(dict.fromkeys(k for i in identities if (k := identity_key(i)) is not None))
         found: dict[int, Substrate] = {}
         for chunk in _chunks(keys):
