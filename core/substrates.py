@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import json
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -31,6 +30,7 @@ from butterflyfx.kernel import (
 )
 
 from . import events
+from .matching import same_json
 from .problems import ProblemError, invalid, not_found, problem_for
 from .store import Direction, SubstrateStore
 
@@ -93,11 +93,6 @@ def merge_patch(target: Mapping[str, Any], patch: Mapping[str, Any]) -> dict[str
         else:
             result[key] = value
     return result
-
-
-def _same_json(a: Any, b: Any) -> bool:
-    """Equal as JSON documents (unlike ``==``, ``1``, ``1.0`` and ``true`` differ)."""
-    return json.dumps(a, sort_keys=True) == json.dumps(b, sort_keys=True)
 
 
 class CompiledCache:
@@ -210,7 +205,7 @@ class SubstrateService:
     ) -> Substrate:
         current = await self.get(tenant, substrate_id)
         merged = merge_patch(current.metadata, patch)
-        if _same_json(merged, current.metadata):
+        if same_json(merged, current.metadata):
             return current  # nothing changes: no new version, no event
         updated = await self.store.update_metadata(tenant, current.identity, merged, now=now())
         if updated is None:  # deleted between the two calls
