@@ -17,6 +17,7 @@ from pydantic import BaseModel
 
 from butterflyfx.kernel import BUILTIN_LANGUAGES, ExpressionLanguage
 
+from .auth import Guard
 from .config import LoadedConfig, ServerSettings, validate_sections
 from .events import Event
 from .graph import GraphEngine
@@ -44,6 +45,7 @@ class ServerContext:
     _graph: GraphEngine | None = None
     _relationships: RelationshipService | None = None
     _queries: QueryService | None = None
+    _guard: Guard | None = None
     storage_plugin: str | None = None
     graph_plugin: str | None = None
     states: dict[str, str] = field(default_factory=dict)
@@ -99,6 +101,13 @@ class ServerContext:
     def section(self, name: str) -> Any:
         """This plugin's validated config section (its pydantic model instance)."""
         return self.config.section(name)
+
+    @property
+    def guard(self) -> Guard:
+        """Authenticates, authorizes and rate-limits requests (see :mod:`core.auth`)."""
+        if self._guard is None:
+            self._guard = Guard(self)
+        return self._guard
 
     @property
     def store(self) -> SubstrateStore:

@@ -24,6 +24,8 @@ if TYPE_CHECKING:
 
     from butterflyfx.kernel import ExpressionLanguage
 
+    from .auth import Caller, Principal, RateLimit
+    from .commands import Command
     from .context import ServerContext
     from .events import Event
     from .graph import GraphEngine
@@ -90,6 +92,49 @@ def butterflyfx_asgi_app(ctx: ServerContext) -> Any:
 @hookspec
 def butterflyfx_routes(app: Any, ctx: ServerContext) -> None:
     """Add endpoints (Quart blueprints) to the HTTP app. Rule: all."""
+
+
+# -- who may do what ----------------------------------------------------------------
+# The guard in core/auth.py calls these for every request; see its docstring.
+
+
+@hookspec
+def butterflyfx_authenticate(
+    caller: Caller, ctx: ServerContext
+) -> Principal | Awaitable[Principal | None] | None:
+    """The principal the caller's credentials (``caller.token``) stand for.
+
+    Return None for credentials this plugin does not recognise; raise
+    ``butterflyfx.core.auth.unauthenticated(detail)`` for ones it recognises and refuses.
+    Rule: first non-None wins; none at all is a 401.
+    """
+
+
+@hookspec
+def butterflyfx_authorize(
+    principal: Principal, action: str, caller: Caller, ctx: ServerContext
+) -> bool | Awaitable[bool | None] | None:
+    """May ``principal`` take ``action`` (read, write, invoke, admin)? False refuses (403),
+    True allows, None abstains; when all abstain the principal's scopes decide. Rule: all.
+    """
+
+
+@hookspec
+def butterflyfx_rate_limit(
+    principal: Principal | None, caller: Caller, ctx: ServerContext
+) -> RateLimit | Awaitable[RateLimit | None] | None:
+    """Count this request and say whether it may proceed. ``principal`` is None for
+    requests without one yet (open routes, failed authentication): limit those by
+    ``caller.client``. Return None to leave the request unlimited. Rule: all; any
+    refusal is a 429 and the tightest answer is reported in ``X-RateLimit-*`` headers.
+    """
+
+
+@hookspec
+def butterflyfx_commands() -> Mapping[str, Command] | None:
+    """Subcommands this plugin adds to the ``butterflyfx`` CLI (``keys``, ``users``), by
+    name; see :class:`butterflyfx.core.commands.Command`. Rule: all (a name claimed twice
+    is refused)."""
 
 
 # -- what happens while it runs ---------------------------------------------------

@@ -30,6 +30,7 @@ class Problem:
     title: str
     detail: str
     extra: Mapping[str, Any] = field(default_factory=dict)
+    headers: Mapping[str, str] = field(default_factory=dict)  # sent with the response
 
     @property
     def type(self) -> str:

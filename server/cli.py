@@ -1,4 +1,5 @@
-"""The ``butterflyfx`` command: ``serve``, ``config check`` and ``plugins``.
+"""The ``butterflyfx`` command: ``serve``, ``config check``, ``plugins``, and the commands
+of the plugins the config loads (``keys``, ``users``, ...).
 
 Exit codes: 0 done; 1 the port could not be bound, a worker died or the shutdown failed;
 2 a usage, config or plugin error, including a plugin failing to start. Failures print
@@ -8,17 +9,20 @@ Exit codes: 0 done; 1 the port could not be bound, a worker died or the shutdown
 from __future__ import annotations
 
 import argparse
+import asyncio
+import inspect
 import json
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Awaitable, Mapping, Sequence
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
+from butterflyfx.core.commands import Command, CommandError
 from butterflyfx.core.config import ConfigError, effective_settings, read_config
 from butterflyfx.core.context import ServerContext
-from butterflyfx.core.plugins import PluginError
+from butterflyfx.core.plugins import PluginError, call
 
 from .asgi import CONFIG_FILE_VARIABLE, ServeOptions, check_servable
 from .inventory import plugin_inventory, render_inventory
@@ -74,7 +78,70 @@ def run_plugins(args: argparse.Namespace) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
+BUILTIN_COMMANDS = ("serve", "config", "plugins")
+
+
+def _first_command(argv: Sequence[str]) -> str | None:
+    return next((arg for arg in argv if not arg.startswith("-")), None)
+
+
+def plugin_commands(
+    argv: Sequence[str], plugins: Mapping[str, object] | None = None
+) -> tuple[ServerContext | None, dict[str, Command]]:
+    """The commands of the plugins the config loads (none for the built-in commands).
+
+    ``--config`` and ``--data-dir`` are read from ``argv`` first: they choose the config,
+    and so the plugins. For ``--help`` a config that does not load is passed over; for a
+    plugin command it is the error to report.
+    """
+    chosen = _first_command(argv)
+    if chosen in BUILTIN_COMMANDS:
+        return None, {}
+    early = argparse.ArgumentParser(add_help=False)
+    early.add_argument("--config")
+    early.add_argument("--data-dir")
+    known, _ = early.parse_known_args(list(argv))
+    try:
+        overrides = {"data_dir": known.data_dir} if known.data_dir else {}
+        config = ServeOptions(config_file=_config_file(known), overrides=overrides).load(os.environ)
+        ctx = ServerContext.build(config, plugins)
+    except (ConfigError, PluginError):
+        if chosen is None:
+            return None, {}
+        raise
+    commands: dict[str, Command] = {}
+    for implementation in reversed(ctx.plugins.hook.butterflyfx_commands.get_hookimpls()):
+        offered = call(implementation) or {}
+        for name, command in dict(offered).items():
+            if name in BUILTIN_COMMANDS or name in commands:
+                raise PluginError(
+                    f"plugin {implementation.plugin_name!r}: the command {name!r} is taken"
+                )
+            if not isinstance(command, Command):
+                raise PluginError(
+                    f"plugin {implementation.plugin_name!r}: command {name!r} has no "
+                    "help, configure() and run()"
+                )
+            commands[name] = command
+    return ctx, commands
+
+
+def run_plugin_command(args: argparse.Namespace) -> int:
+    configure_logging("warning")  # stdout is the command's
+    result = args.plugin_command.run(args, args.plugin_ctx)
+    if inspect.isawaitable(result):
+        result = asyncio.run(_awaited(result))
+    return int(result)
+
+
+async def _awaited(result: Awaitable[int]) -> int:
+    return await result
+
+
+def build_parser(
+    commands_from_plugins: Mapping[str, Command] | None = None,
+    ctx: ServerContext | None = None,
+) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=PROG, description="ButterflyFX Server: substrates and their relationships over HTTP."
     )
@@ -134,6 +201,15 @@ def build_parser() -> argparse.ArgumentParser:
     plugins_cmd.add_argument("--config", metavar="FILE", help="TOML config")
     plugins_cmd.add_argument("--json", action="store_true", help="print JSON")
     plugins_cmd.set_defaults(run=run_plugins)
+
+    for name, command in sorted((commands_from_plugins or {}).items()):
+        sub = commands.add_parser(name, help=command.help, description=command.help)
+        sub.add_argument(
+            "--config", metavar="FILE", help=f"TOML config (or ${CONFIG_FILE_VARIABLE})"
+        )
+        sub.add_argument("--data-dir", metavar="DIR", help="overrides server.data_dir")
+        command.configure(sub)
+        sub.set_defaults(run=run_plugin_command, plugin_command=command, plugin_ctx=ctx)
     return parser
 
 
@@ -144,11 +220,18 @@ def _version() -> str:
         return "unknown"
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+def main(argv: Sequence[str] | None = None, plugins: Mapping[str, object] | None = None) -> int:
+    """Run the command line; ``plugins`` are in-process plugin objects by name (for embedding
+    and tests), loaded when the config names them, like ``ServerContext.build``'s."""
+    given = list(sys.argv[1:] if argv is None else argv)
+    try:
+        ctx, extra = plugin_commands(given, plugins)
+    except (ConfigError, PluginError) as error:
+        return _fail(str(error), 2)
+    args = build_parser(extra, ctx).parse_args(given)
     try:
         return int(args.run(args))
-    except (ConfigError, PluginError) as error:
+    except (ConfigError, PluginError, CommandError) as error:
         return _fail(str(error), 2)
     except StartupFailed as error:
         return _fail(f"cannot start: {error}", 2)

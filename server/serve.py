@@ -192,6 +192,12 @@ def serve(ctx: ServerContext, options: ServeOptions) -> int:
         backlog=config.backlog, keep_alive_timeout=config.keep_alive_timeout,
         graceful_timeout=config.graceful_timeout,
     )  # fmt: skip
+    if ctx.guard.open:
+        log.warning(
+            "no_authentication",
+            detail="no plugin authenticates requests: every request acts for tenant "
+            "'default' with every scope; load auth.apikey or auth.jwt to require credentials",
+        )
     announce = partial(print, startup_line(ctx, listener), flush=True)
     code = 0
     if settings.workers == 1:

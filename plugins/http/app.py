@@ -14,7 +14,7 @@ from quart_schema import Info, QuartSchema, Tag
 from butterflyfx.core.context import ServerContext
 from butterflyfx.core.plugins import PluginError
 
-from . import problems
+from . import guard, problems
 from .edge import Edge
 from .json import OrjsonProvider
 from .openapi import ButterflyOpenAPI
@@ -64,6 +64,7 @@ def create_app(ctx: ServerContext) -> Quart:
     app.json = OrjsonProvider(app)  # after QuartSchema, which installs its own provider
     app.make_response = responses_pass_through(app.make_response)  # type: ignore[method-assign]
     problems.install(app)
+    guard.install(app, ctx, open_paths=frozenset({OPENAPI_PATH}))
     app.before_serving(ctx.start)
     app.after_serving(ctx.stop)
     add_routes(app, ctx)

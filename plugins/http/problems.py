@@ -67,7 +67,10 @@ def problem_response(
     if instance is None:
         instance = request.path
     return Response(
-        dumps(problem.to_dict(instance)), problem.status, headers, content_type=PROBLEM_JSON
+        dumps(problem.to_dict(instance)),
+        problem.status,
+        {**problem.headers, **(headers or {})},
+        content_type=PROBLEM_JSON,
     )
 
 

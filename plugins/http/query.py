@@ -5,6 +5,7 @@ from __future__ import annotations
 from quart import Blueprint, Response
 from quart_schema import document_request, document_response, tag_blueprint
 
+from butterflyfx.core.auth import requires
 from butterflyfx.core.context import ServerContext
 from butterflyfx.core.queries import parse_instant
 from butterflyfx.kernel import format_id, format_timestamp
@@ -45,6 +46,7 @@ class QueryRoutes:
     @document_request(TraverseRequest)
     @document_response(TraverseBody, 200)
     @problems(400, 404, 413, 415, 422, 503)
+    @requires("read")
     async def traverse(self) -> Response:
         """Traverse the relationship graph breadth first from a substrate.
 
@@ -82,6 +84,7 @@ class QueryRoutes:
     @document_request(PathRequest)
     @document_response(PathBody, 200)
     @problems(400, 404, 413, 415, 422, 503)
+    @requires("read")
     async def shortest_path(self) -> Response:
         """The shortest path between two substrates, by hops or (weighted) by total weight.
 
@@ -113,6 +116,7 @@ class QueryRoutes:
     @document_request(SearchRequest)
     @document_response(SubstratePage, 200)
     @problems(400, 413, 415, 422)
+    @requires("read")
     async def search(self) -> Response:
         """Search substrates: every filter given must hold; ascending identity, paginated."""
         body = await read_body(SearchRequest)
@@ -133,6 +137,7 @@ class QueryRoutes:
         )
 
     @document_response(StatsBody, 200)
+    @requires("read")
     async def stats(self) -> Response:
         """Counts of substrates, relationships by type and invocations, with the storage
         and graph engine plugins in use and the uptime.

@@ -8,6 +8,7 @@ from quart import Blueprint, Response, request
 from quart_schema import document_querystring, document_request, document_response, tag_blueprint
 from werkzeug.exceptions import MethodNotAllowed
 
+from butterflyfx.core.auth import requires
 from butterflyfx.core.context import ServerContext
 from butterflyfx.core.store import Direction
 from butterflyfx.kernel import Relationship, format_id, format_timestamp
@@ -72,6 +73,7 @@ class RelationshipRoutes:
     @document_response(RelationshipBody, 201)
     @document_response(RelationshipBody, 200)
     @problems(400, 404, 413, 415, 422)
+    @requires("write")
     async def create_relationship(self) -> Response:
         """Relate two substrates.
 
@@ -96,6 +98,7 @@ class RelationshipRoutes:
 
     @document_response(RelationshipBody, 200)
     @problems(400, 404)
+    @requires("read")
     async def get_relationship(self, relationship_id: str) -> Response:
         """Get a relationship."""
         found = await self.ctx.relationships.get(
@@ -105,6 +108,7 @@ class RelationshipRoutes:
 
     @document_response(NoContent, 204)
     @problems(400, 404)
+    @requires("write")
     async def delete_relationship(self, relationship_id: str) -> Response:
         """Delete a relationship (its substrates stay)."""
         if relationship_id == "graph":  # the neighbourhood is read-only, not a relationship id
@@ -117,6 +121,7 @@ class RelationshipRoutes:
     @document_querystring(ListRelationshipsQuery)
     @document_response(RelationshipPage, 200)
     @problems(400, 404, 422)
+    @requires("read")
     async def outgoing_relationships(self, substrate_id: str) -> Response:
         """The substrate's outgoing relationships (with the bidirectional ones it ends)."""
         return await self.listing(substrate_id, "outgoing")
@@ -124,6 +129,7 @@ class RelationshipRoutes:
     @document_querystring(ListRelationshipsQuery)
     @document_response(RelationshipPage, 200)
     @problems(400, 404, 422)
+    @requires("read")
     async def incoming_relationships(self, substrate_id: str) -> Response:
         """The substrate's incoming relationships (with the bidirectional ones it starts)."""
         return await self.listing(substrate_id, "incoming")
@@ -147,6 +153,7 @@ class RelationshipRoutes:
     @document_querystring(GraphQuery)
     @document_response(GraphBody, 200)
     @problems(400, 404, 422, 503)
+    @requires("read")
     async def relationship_graph(self) -> Response:
         """The neighbourhood of a substrate: nodes within ``depth`` either way, and edges.
 

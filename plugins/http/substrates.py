@@ -14,6 +14,7 @@ from quart_schema import (
     tag_blueprint,
 )
 
+from butterflyfx.core.auth import requires
 from butterflyfx.core.context import ServerContext
 from butterflyfx.core.problems import ProblemError, invalid, problem_for
 from butterflyfx.kernel import (
@@ -154,6 +155,7 @@ class SubstrateRoutes:
     @document_response(SubstrateBody, 201)
     @document_response(SubstrateBody, 200)
     @problems(400, 413, 415, 422)
+    @requires("write")
     async def create_substrate(self) -> Response:
         """Create a substrate.
 
@@ -169,6 +171,7 @@ class SubstrateRoutes:
     @document_querystring(ListSubstratesQuery)
     @document_response(SubstratePage, 200)
     @problems(400)
+    @requires("read")
     async def list_substrates(self) -> Response:
         """List substrates in identity order, a page at a time."""
         args = request.args
@@ -182,6 +185,7 @@ class SubstrateRoutes:
     @document_response(SubstrateBody, 200)
     @document_response(NotModified, 304)
     @problems(400, 404)
+    @requires("read")
     async def get_substrate(self, substrate_id: str) -> Response:
         """Get a substrate.
 
@@ -197,6 +201,7 @@ class SubstrateRoutes:
     @document_request(UpdateSubstrate)
     @document_response(SubstrateBody, 200)
     @problems(400, 404, 413, 415, 422)
+    @requires("write")
     async def update_substrate(self, substrate_id: str) -> Response:
         """Update a substrate's metadata with a JSON merge patch (RFC 7396)."""
         checked_id(substrate_id)
@@ -212,6 +217,7 @@ class SubstrateRoutes:
 
     @document_response(NoContent, 204)
     @problems(400, 404)
+    @requires("write")
     async def delete_substrate(self, substrate_id: str) -> Response:
         """Delete a substrate."""
         await self.ctx.substrates.delete(current_tenant(), checked_id(substrate_id))
@@ -220,6 +226,7 @@ class SubstrateRoutes:
     @document_request(DivideSubstrate)
     @document_response(DivisionBody, 200)
     @problems(400, 404, 415, 422)
+    @requires("read")
     async def divide_substrate(self, substrate_id: str) -> Response:
         """Divide a substrate into its nine dimensions (Fibonacci levels 0..21)."""
         checked_id(substrate_id)
@@ -230,6 +237,7 @@ class SubstrateRoutes:
     @document_request(InvokeSubstrate)
     @document_response(InvocationBody, 200)
     @problems(400, 404, 413, 415, 422)
+    @requires("invoke")
     async def invoke_substrate(self, substrate_id: str) -> Response:
         """Invoke a substrate's expression with parameters."""
         checked_id(substrate_id)
@@ -247,6 +255,7 @@ class SubstrateRoutes:
     @document_response(SubstrateBody, 201)
     @document_response(SubstrateBody, 200)
     @problems(400, 404, 413, 415, 422)
+    @requires("write")
     async def multiply_substrates(self) -> Response:
         """Multiply: rebuild a substrate from its dimensions, or compose a product.
 

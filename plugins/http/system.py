@@ -19,6 +19,7 @@ from quart import Blueprint, Response, send_from_directory, url_for
 from quart_schema import document_response, hide, tag_blueprint
 from werkzeug.exceptions import NotFound
 
+from butterflyfx.core.auth import open_route
 from butterflyfx.core.context import ServerContext
 
 from .json import json_response
@@ -116,6 +117,7 @@ class SystemRoutes:
 
     @document_response(HealthBody, 200)
     @document_response(HealthBody, 503)
+    @open_route
     async def health(self) -> Response:
         """The server's health, computed from every plugin's own state.
 
@@ -134,6 +136,7 @@ class SystemRoutes:
         return json_response(body, 503 if status == "down" else 200, {"Cache-Control": "no-store"})
 
     @hide
+    @open_route
     async def docs_page(self) -> Response:
         title = html.escape(self.title)
         if self.assets is None:
@@ -150,6 +153,7 @@ class SystemRoutes:
         return Response(page, 200, content_type="text/html; charset=utf-8")
 
     @hide
+    @open_route
     async def docs_asset(self, name: str) -> Response:
         if self.assets is None or name not in DOCS_ASSETS:
             raise NotFound()

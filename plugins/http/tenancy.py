@@ -2,13 +2,9 @@
 
 from __future__ import annotations
 
-DEFAULT_TENANT = "default"
+from .guard import current_principal
 
 
 def current_tenant() -> str:
-    """The tenant of the request being handled.
-
-    Until an auth plugin supplies principals every request acts for ``default``; auth
-    will derive the tenant from the authenticated principal here, and nowhere else.
-    """
-    return DEFAULT_TENANT
+    """The tenant of the principal the guard admitted: a handler sees no other tenant."""
+    return current_principal().tenant
