@@ -184,8 +184,7 @@ class Guard:
             return ANONYMOUS
         if caller.token is None:
             raise unauthenticated(
-                "this endpoint needs credentials: send Authorization: Bearer <API key or "
-                "token>",
+                "this endpoint needs credentials: send Authorization: Bearer <API key or token>",
                 invalid=False,
             )
         for implementation in self._authenticators:

@@ -18,7 +18,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 ENV_PREFIX = "BUTTERFLYFX_"
-DEFAULT_PLUGINS = ["storage.sqlite", "graph.sql", "http"]
+DEFAULT_PLUGINS = ["storage.sqlite", "graph.sql", "http", "auth.apikey", "auth.jwt", "ratelimit"]
 SECRET_WORDS = frozenset({"secret", "password", "passwd", "token", "key", "credential"})
 MASK = "********"
 RELATIONSHIP_TYPE_NAME = re.compile(r"[a-z][a-z0-9_]{0,63}")
@@ -273,9 +273,11 @@ def effective_settings(config: LoadedConfig) -> dict[str, Any]:
 
 
 def is_secret(key: str) -> bool:
-    """A key whose value must not be printed: api_key, jwt_secret, tokens, db_password, ..."""
-    return any(part.rstrip("s") in SECRET_WORDS or part in SECRET_WORDS
-               for part in re.split(r"[^a-z0-9]+", key.lower()))  # fmt: skip
+    """A key whose value must not be printed: api_key, jwt_secret, tokens, db_password, ...
+
+    The last word decides: ``key_prefix`` and ``secret_file`` name a prefix and a path."""
+    last = re.split(r"[^a-z0-9]+", key.lower())[-1]
+    return last in SECRET_WORDS or last.rstrip("s") in SECRET_WORDS
 
 
 def _masked(values: dict[str, Any]) -> dict[str, Any]:

@@ -54,6 +54,8 @@ INVOKE_BODY = {"parameters": {"x": 5, "y": 7}}
 GOALS = {"get": 0.7, "invoke": 0.6}  # ours/bare req/s with SQLite at 2 workers
 LABELS = {"get": "GET /substrates/{id}", "invoke": "POST /substrates/{id}/invoke"}
 START_DEADLINE = 30.0
+OUR_PLUGINS = ("storage.sqlite", "graph.sql", "http", "auth.apikey", "ratelimit")
+REDIS_URL = os.environ.get("BENCH_REDIS_URL") or "redis://127.0.0.1:6379/0"
 WRK_INSTALL = "wrk is not installed; install it with: apt-get install -y wrk"
 
 
@@ -68,6 +70,7 @@ class Server:
     process: subprocess.Popen[bytes]
     url: str
     log: Path
+    headers: dict[str, str] = field(default_factory=dict)  # what every request sends
 
     def log_tail(self, lines: int = 20) -> str:
         try:
@@ -95,13 +98,48 @@ def _spawn(name: str, command: list[str], log: Path, env: dict[str, str], url: s
     return Server(name, process, url, log)
 
 
+def ours_config(data_dir: Path) -> Path:
+    """What a deployment serves: API keys checked on every request and each tenant's requests
+    counted in Redis (several workers must share one count). The tier's limit is set out of
+    reach, so the benchmark measures the counting, never a refusal."""
+    path = data_dir / "butterflyfx.toml"
+    path.write_text(
+        f"plugins = {json.dumps(list(OUR_PLUGINS))}\n"
+        "[auth.apikey]\nbootstrap = false\n"
+        f'[ratelimit]\nstorage = "{REDIS_URL}"\nkey_prefix = "bench-{os.getpid()}"\n'
+        'tiers = { pro = "100000000/hour" }\n'
+    )
+    return path
+
+
+def api_key(config: Path, data_dir: Path) -> str:
+    """A pro key of tenant default, made the way an operator makes one."""
+    done = subprocess.run(
+        [*butterflyfx_command(), "keys", "create", "--config", str(config),
+         "--data-dir", str(data_dir), "--tenant", "default", "--tier", "pro"],
+        capture_output=True, text=True, timeout=60, env=_our_environment(),
+    )  # fmt: skip
+    if done.returncode != 0:
+        raise RuntimeError(f"butterflyfx keys create failed: {done.stderr}")
+    return done.stdout.strip().splitlines()[-1]
+
+
+def _our_environment() -> dict[str, str]:
+    return {k: v for k, v in os.environ.items() if not k.startswith("BUTTERFLYFX_")}
+
+
 def start_ours(workers: int, port: int, data_dir: Path) -> Server:
+    config = ours_config(data_dir)
+    key = api_key(config, data_dir)
     command = [
-        *butterflyfx_command(), "serve", "--host", "127.0.0.1", "--port", str(port),
-        "--workers", str(workers), "--data-dir", str(data_dir),
+        *butterflyfx_command(), "serve", "--config", str(config), "--host", "127.0.0.1",
+        "--port", str(port), "--workers", str(workers), "--data-dir", str(data_dir),
     ]  # fmt: skip
-    env = {k: v for k, v in os.environ.items() if not k.startswith("BUTTERFLYFX_")}
-    return _spawn("ours", command, data_dir / "ours.log", env, f"http://127.0.0.1:{port}")
+    server = _spawn(
+        "ours", command, data_dir / "ours.log", _our_environment(), f"http://127.0.0.1:{port}"
+    )
+    server.headers["Authorization"] = f"Bearer {key}"
+    return server
 
 
 def start_bare(workers: int, port: int, database: Path, log_dir: Path) -> Server:
@@ -141,10 +179,16 @@ def running(server: Server) -> Iterator[Server]:
         stop(server)
 
 
-def request(method: str, url: str, body: Any = None, timeout: float = 5.0) -> tuple[int, Any]:
+def request(
+    method: str,
+    url: str,
+    body: Any = None,
+    timeout: float = 5.0,
+    headers: dict[str, str] | None = None,
+) -> tuple[int, Any]:
     """One HTTP call with the standard library; returns (status, parsed JSON body)."""
     data = json.dumps(body).encode() if body is not None else None
-    headers = {"Content-Type": "application/json"} if data is not None else {}
+    headers = {**(headers or {}), **({"Content-Type": "application/json"} if data else {})}
     call = urllib.request.Request(url, data=data, method=method, headers=headers)
     try:
         with urllib.request.urlopen(call, timeout=timeout) as response:
@@ -166,7 +210,7 @@ def wait_until_ready(server: Server, path: str, deadline: float = START_DEADLINE
 
 
 def create_seed(ours: Server) -> str:
-    status, body = request("POST", ours.url + "/api/v1/substrates", SEED)
+    status, body = request("POST", ours.url + "/api/v1/substrates", SEED, headers=ours.headers)
     if status not in (200, 201) or not isinstance(body, dict) or "substrate_id" not in body:
         raise RuntimeError(f"creating the seed substrate answered {status}: {body}")
     return str(body["substrate_id"])
@@ -258,11 +302,18 @@ def post_script(directory: Path) -> Path:
 
 
 def wrk(
-    url: str, *, seconds: float, threads: int, connections: int, script: Path | None
+    url: str,
+    *,
+    seconds: float,
+    threads: int,
+    connections: int,
+    script: Path | None,
+    headers: dict[str, str] | None = None,
 ) -> Measurement:
+    sent = [part for name, value in (headers or {}).items() for part in ("-H", f"{name}: {value}")]
     command = [
         "wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds:g}s", "--timeout", "5s",
-        "--latency", *(["-s", str(script)] if script else []), url,
+        "--latency", *sent, *(["-s", str(script)] if script else []), url,
     ]  # fmt: skip
     done = subprocess.run(command, capture_output=True, text=True, timeout=seconds + 30)
     if done.returncode != 0:
@@ -386,13 +437,14 @@ def benchmark() -> dict[str, Any]:
                     for server in (ours, bare) if round_ % 2 == 0 else (bare, ours):
                         url = server.url + path
                         if round_ == 0 and warmup > 0:  # compiled caches, pages, JITs warm
-                            wrk(url, seconds=warmup, threads=threads,
-                                connections=connections, script=lua)  # fmt: skip
+                            wrk(url, seconds=warmup, threads=threads, connections=connections,
+                                script=lua, headers=server.headers)  # fmt: skip
                         for _ in range(attempts):
                             with worker_cpu(server) as spent:
                                 measured = wrk(
                                     url, seconds=seconds, threads=threads,
                                     connections=connections, script=lua,
+                                    headers=server.headers,
                                 )  # fmt: skip
                             measured.worker_cpu_s = spent
                             if balanced(spent, workers):

@@ -33,7 +33,7 @@ def test_a_substrate_read_through_the_bare_app_matches_our_server(servers):
     ours, bare, substrate_id = servers
     path = f"/api/v1/substrates/{substrate_id}"
 
-    ours_status, ours_body = harness.request("GET", ours.url + path)
+    ours_status, ours_body = harness.request("GET", ours.url + path, headers=ours.headers)
     bare_status, bare_body = harness.request("GET", bare.url + path)
 
     assert (ours_status, bare_status) == (200, 200)
@@ -45,7 +45,9 @@ def test_the_seed_invoked_through_the_bare_app_gives_our_result(servers):
     ours, bare, substrate_id = servers
     path = f"/api/v1/substrates/{substrate_id}/invoke"
 
-    ours_status, ours_body = harness.request("POST", ours.url + path, harness.INVOKE_BODY)
+    ours_status, ours_body = harness.request(
+        "POST", ours.url + path, harness.INVOKE_BODY, headers=ours.headers
+    )
     bare_status, bare_body = harness.request("POST", bare.url + path, harness.INVOKE_BODY)
 
     assert (ours_status, bare_status) == (200, 200)
@@ -60,7 +62,7 @@ def test_an_unknown_substrate_is_404_on_both(servers):
     ours, bare, _ = servers
     path = "/api/v1/substrates/0x0000000000000001"
 
-    assert harness.request("GET", ours.url + path)[0] == 404
+    assert harness.request("GET", ours.url + path, headers=ours.headers)[0] == 404
     assert harness.request("GET", bare.url + path)[0] == 404
 
 

@@ -34,10 +34,12 @@ def write(tmp_path, text: str):
     return path
 
 
-def test_with_no_file_the_embedded_defaults_serve_sqlite_and_its_sql_graph_in_a_local_folder():
+def test_with_no_file_the_embedded_defaults_serve_sqlite_with_keys_logins_and_limits():
     config = read_config(None)
     assert config.source == "<embedded defaults>"
-    assert config.plugins == DEFAULT_PLUGINS == ["storage.sqlite", "graph.sql", "http"]
+    assert config.plugins == DEFAULT_PLUGINS == [
+        "storage.sqlite", "graph.sql", "http", "auth.apikey", "auth.jwt", "ratelimit",
+    ]  # fmt: skip
     assert str(config.server.data_dir) == "butterflyfx-data"
     assert config.server.port == 8000
 
@@ -158,6 +160,8 @@ def test_masking_covers_lists_and_passwords_inside_urls_but_not_counts_or_plain_
         base_url: str = "https://api.example.com"
         api_keys: list[str] = ["key-one", "key-two"]
         max_keys: int = 3
+        key_prefix: str = "butterflyfx"  # a prefix and a path, named by their last word
+        secret_file: str = "/var/lib/butterflyfx/jwt-secret"
 
     config = read_config(write(tmp_path, 'plugins = ["remote"]\n'))
     validate_sections(config, {"remote": Remote})
@@ -167,6 +171,8 @@ def test_masking_covers_lists_and_passwords_inside_urls_but_not_counts_or_plain_
         "base_url": "https://api.example.com",
         "api_keys": ["********", "********"],
         "max_keys": 3,
+        "key_prefix": "butterflyfx",
+        "secret_file": "/var/lib/butterflyfx/jwt-secret",
     }
 
 

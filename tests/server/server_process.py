@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -19,6 +20,7 @@ import httpx
 
 from butterflyfx.testing.process import free_port, wait_until_ready
 
+API_KEY = re.compile(r"sk-butterflyfx-[A-Za-z0-9_-]{43}")
 START_DEADLINE = 90.0  # a cold interpreter importing Quart on a busy 2-core machine
 STOP_DEADLINE = 60.0
 COMMAND_TIMEOUT = 90.0
@@ -49,6 +51,13 @@ class Server:
     url: str
     stdout: Path
     stderr: Path
+    known_key: str | None = None  # an admin key an earlier server on this data printed
+
+    @property
+    def admin_key(self) -> str | None:
+        """The admin key this server printed on its first start, else the one known before."""
+        printed = API_KEY.findall(self.output())
+        return printed[-1] if printed else self.known_key
 
     def output(self) -> str:
         return self.stdout.read_text(errors="replace")
@@ -66,8 +75,11 @@ class Server:
                     found.append(event)
         return found
 
-    def client(self) -> httpx.Client:
-        return httpx.Client(base_url=self.url, timeout=30.0)
+    def client(self, key: str | None = None) -> httpx.Client:
+        """A client sending ``key``, else the admin key (when auth.apikey printed one)."""
+        chosen = key or self.admin_key
+        headers = {"Authorization": f"Bearer {chosen}"} if chosen else {}
+        return httpx.Client(base_url=self.url, timeout=30.0, headers=headers)
 
     def wait_ready(self, deadline: float = START_DEADLINE) -> Server:
         """Poll GET /api/v1/health until it answers 2xx; fail with the log if it dies."""
@@ -145,6 +157,7 @@ class Butterflyfx:
                 stdin=subprocess.DEVNULL,
                 start_new_session=True,  # its own group: cleanup reaches every worker
             )
-        server = Server(process, f"http://127.0.0.1:{port}", stdout, stderr)
+        known = next((s.admin_key for s in reversed(self.servers) if s.admin_key), None)
+        server = Server(process, f"http://127.0.0.1:{port}", stdout, stderr, known)
         self.servers.append(server)
         return server

@@ -101,14 +101,14 @@ def test_secrets_are_masked_whether_from_the_file_or_the_environment(
 
 
 def test_an_unknown_plugin_lists_the_available_ones(butterflyfx, tmp_path, vault_plugin):
-    path = write(tmp_path, 'plugins = ["storage.sqlite", "auth.jwt", "http"]\n')
+    path = write(tmp_path, 'plugins = ["storage.sqlite", "auth.ldap", "http"]\n')
 
     result = butterflyfx.run("config", "check", str(path), env=vault_plugin)
 
     assert result.returncode == 2
     assert result.stderr == (
-        "butterflyfx: unknown plugin 'auth.jwt'; available plugins: "
-        "graph.memory, graph.sql, http, storage.memory, storage.sqlite, vault\n"
+        "butterflyfx: unknown plugin 'auth.ldap'; available plugins: auth.apikey, auth.jwt, "
+        "graph.memory, graph.sql, http, ratelimit, storage.memory, storage.sqlite, vault\n"
     )
 
 

@@ -16,10 +16,8 @@ def test_the_default_plugins_are_listed_with_version_distribution_hooks_and_stat
     assert result.returncode == 0, result.stderr
     rows = json.loads(result.stdout)
     assert [row["name"] for row in rows if row["enabled"]] == [
-        "storage.sqlite",
-        "graph.sql",
-        "http",
-    ]
+        "storage.sqlite", "graph.sql", "http", "auth.apikey", "auth.jwt", "ratelimit",
+    ]  # fmt: skip
     plugins = by_name(rows)
     http = plugins["http"]
     assert http["state"] == "loaded"
@@ -28,6 +26,9 @@ def test_the_default_plugins_are_listed_with_version_distribution_hooks_and_stat
     assert "butterflyfx_asgi_app" in http["hooks"]
     assert "butterflyfx_storage" in plugins["storage.sqlite"]["hooks"]
     assert plugins["graph.sql"]["hooks"] == ["butterflyfx_graph_engine"]
+    assert "butterflyfx_authenticate" in plugins["auth.apikey"]["hooks"]
+    assert "butterflyfx_commands" in plugins["auth.jwt"]["hooks"]
+    assert "butterflyfx_rate_limit" in plugins["ratelimit"]["hooks"]
     memory = plugins["storage.memory"]
     assert (memory["enabled"], memory["state"]) == (False, "not enabled")
     assert memory["hooks"] == ["butterflyfx_storage"]

@@ -42,6 +42,7 @@ PAGES = {
     API_PAGE: {"BUTTERFLYFX_PLUGINS": "storage.sqlite,graph.sql,http"},
 }
 WILDCARD = "..."
+AUTH = '-H "Authorization: Bearer \\$KEY" '  # a pattern: what the README's requests send
 COMMAND_TIMEOUT = 60.0
 TEXT_OPTIONS = doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE
 # Settings of the machine that would change what curl prints or where it connects.
@@ -266,13 +267,15 @@ def test_the_walkthrough_covers_every_substrate_operation():
     base = f"http://{README_ADDRESS}/api/v1/substrates"
     operations = {
         "create": rf"-X POST {base} ",
-        "get": rf"curl -s {base}/0x[0-9A-F]{{16}} ",
+        "a key": r"export KEY=\$\(butterflyfx keys create ",
+        "refused without it": rf"curl -s -o /dev/null -w '%{{http_code}}\\n' {base}$",
+        "get": rf"curl -s {AUTH}{base}/0x[0-9A-F]{{16}} ",
         "divide": rf"{base}/0x[0-9A-F]{{16}}/divide",
         "invoke with parameters": rf'{base}/0x[0-9A-F]{{16}}/invoke.*"parameters": \{{"x"',
         "multiply dimensions": r"--data-binary @-",
         "multiply substrate_ids": r'"substrate_ids": \[',
         "delete": rf"-X DELETE {base}/0x",
-        "get after delete": rf"curl -si {base}/0x[0-9A-F]{{16}}$",
+        "get after delete": rf"curl -si {AUTH}{base}/0x[0-9A-F]{{16}}$",
     }
     for operation, pattern in operations.items():
         assert any(re.search(pattern, command, re.S) for command in commands), operation
@@ -336,6 +339,29 @@ def shell_environment(home: Path) -> dict[str, str]:
             "XDG_CONFIG_HOME": str(home)}  # fmt: skip
 
 
+def run_step(
+    bash: str, command: str, cwd: Path, env: dict[str, str]
+) -> subprocess.CompletedProcess[str]:
+    """Run one command as the reader's shell would; what it exports stays in ``env`` for
+    the commands after it, as in one terminal."""
+    exported = re.findall(r"\bexport (\w+)=", command)
+    trailer = "".join(f"; printf '\\0%s' \"${name}\"" for name in exported)
+    done = subprocess.run(
+        [bash, "-o", "pipefail", "-c", command + trailer],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=COMMAND_TIMEOUT,
+        stdin=subprocess.DEVNULL,
+    )
+    if exported:
+        printed, *values = done.stdout.split("\0")
+        env.update(zip(exported, values, strict=True))
+        done.stdout = printed
+    return done
+
+
 @pytest.mark.parametrize("page", list(PAGES), ids=lambda page: page.relative_to(ROOT).as_posix())
 def test_every_command_of_the_walkthrough_prints_what_the_page_shows(
     butterflyfx: Butterflyfx, tmp_path: Path, page: Path
@@ -351,17 +377,12 @@ def test_every_command_of_the_walkthrough_prints_what_the_page_shows(
     shell.mkdir()
     env = shell_environment(shell)
 
+    # The reader's shell runs in the server's folder: `butterflyfx keys` finds its data there.
+    env["BUTTERFLYFX_SERVER__DATA_DIR"] = str(tmp_path / "data")
+
     failures = []
     for step in steps:
-        done = subprocess.run(
-            [bash, "-o", "pipefail", "-c", step.command.replace(README_ADDRESS, address)],
-            cwd=shell,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=COMMAND_TIMEOUT,
-            stdin=subprocess.DEVNULL,
-        )
+        done = run_step(bash, step.command.replace(README_ADDRESS, address), shell, env)
         problems = output_differences(step.expected.replace(README_ADDRESS, address), done.stdout)
         if done.returncode != 0 or done.stderr:
             problems.insert(0, f"exit status {done.returncode}, stderr {done.stderr!r}")

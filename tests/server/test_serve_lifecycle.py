@@ -24,11 +24,30 @@ def test_with_no_config_it_serves_sqlite_in_a_local_folder_and_answers_health(bu
 
     assert health.status_code == 200
     assert health.json()["status"] == "ok"
-    assert set(health.json()["plugins"]) == {"storage.sqlite", "graph.sql", "http"}
+    assert set(health.json()["plugins"]) == {
+        "storage.sqlite", "graph.sql", "http", "auth.apikey", "auth.jwt", "ratelimit",
+    }  # fmt: skip
     assert (butterflyfx.cwd / "butterflyfx-data" / "butterflyfx.sqlite3").is_file()
-    [line] = server.output().splitlines()
+    # Secure by default: the first start prints the one admin key, and it works.
+    told, key, line = server.output().splitlines()
+    assert "an admin key was created for tenant 'default'" in told
+    assert key == server.admin_key and key.startswith("sk-butterflyfx-")
     assert line.startswith(f"ButterflyFX Server listening on {server.url} (1 worker;")
     assert "config: <embedded defaults>" in line
+    assert server.client(key="none").get("/api/v1/substrates").status_code == 401
+    assert server.client().get("/api/v1/substrates").status_code == 200
+    assert key not in server.log_text()
+    assert server.events("no_authentication") == []
+
+
+def test_a_config_without_an_auth_plugin_warns_that_the_server_is_open(butterflyfx, tmp_path):
+    config = tmp_path / "open.toml"
+    config.write_text('plugins = ["storage.sqlite", "http"]\n')
+    server = butterflyfx.start("--config", str(config), "--data-dir", str(tmp_path)).wait_ready()
+
+    [warning] = server.events("no_authentication")
+    assert warning["level"] == "warning" and "every scope" in warning["detail"]
+    assert server.client().get("/api/v1/substrates").status_code == 200
 
 
 def test_a_substrate_survives_a_graceful_restart(butterflyfx, tmp_path):
@@ -78,6 +97,7 @@ def test_a_request_in_flight_when_sigterm_arrives_still_completes(butterflyfx, t
     body = json.dumps(LAMBDA).encode()
     head = (
         "POST /api/v1/substrates HTTP/1.1\r\nHost: localhost\r\n"
+        f"Authorization: Bearer {server.admin_key}\r\n"
         "Content-Type: application/json\r\nExpect: 100-continue\r\n"
         f"Content-Length: {len(body)}\r\n\r\n"
     ).encode()

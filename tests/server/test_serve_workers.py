@@ -1,4 +1,7 @@
-"""`--workers 2`: two Hypercorn worker processes serve one port and one SQLite file."""
+"""`--workers 2`: two Hypercorn worker processes serve one port and one SQLite file.
+
+The servers here load API keys but not the per-process counters of auth.jwt and ratelimit,
+which refuse several workers unless they count in Redis (tests/plugins covers that)."""
 
 from __future__ import annotations
 
@@ -7,6 +10,8 @@ import signal
 from pathlib import Path
 
 from server_process import START_DEADLINE, STOP_DEADLINE, wait_for
+
+KEYS_ONLY = {"BUTTERFLYFX_PLUGINS": "storage.sqlite,graph.sql,http,auth.apikey"}
 
 
 def is_running(pid: int) -> bool:
@@ -23,7 +28,9 @@ def ready_workers(server) -> set[int]:
 
 
 def test_two_workers_share_one_port_and_one_store_and_stop_gracefully(butterflyfx, tmp_path):
-    server = butterflyfx.start("--workers", "2", "--data-dir", str(tmp_path / "d")).wait_ready()
+    server = butterflyfx.start(
+        "--workers", "2", "--data-dir", str(tmp_path / "d"), env=KEYS_ONLY
+    ).wait_ready()
     workers = wait_for(lambda: len(ready_workers(server)) == 2 and ready_workers(server),
                        START_DEADLINE, "two workers ready")  # fmt: skip
     assert server.process.pid not in workers
@@ -47,7 +54,9 @@ def test_two_workers_share_one_port_and_one_store_and_stop_gracefully(butterflyf
 
 def test_a_signal_to_the_whole_process_group_still_stops_workers_gracefully(butterflyfx, tmp_path):
     # What systemd and docker do: SIGTERM to every process. Workers leave it to the parent.
-    server = butterflyfx.start("--workers", "2", "--data-dir", str(tmp_path / "d")).wait_ready()
+    server = butterflyfx.start(
+        "--workers", "2", "--data-dir", str(tmp_path / "d"), env=KEYS_ONLY
+    ).wait_ready()
     workers = wait_for(lambda: len(ready_workers(server)) == 2 and ready_workers(server),
                        START_DEADLINE, "two workers ready")  # fmt: skip
 
@@ -59,7 +68,9 @@ def test_a_signal_to_the_whole_process_group_still_stops_workers_gracefully(butt
 
 def test_workers_of_a_killed_parent_exit_and_free_the_port(butterflyfx, tmp_path):
     data = tmp_path / "d"
-    server = butterflyfx.start("--workers", "2", "--data-dir", str(data)).wait_ready()
+    server = butterflyfx.start(
+        "--workers", "2", "--data-dir", str(data), env=KEYS_ONLY
+    ).wait_ready()
     workers = wait_for(lambda: len(ready_workers(server)) == 2 and ready_workers(server),
                        START_DEADLINE, "two workers ready")  # fmt: skip
 
