@@ -10,4 +10,4 @@ except ImportError:  # pytest is a test dependency; importing this package must 
     pass
 else:
     # Plain asserts in the suites then explain their failures the way test files do.
-    pytest.register_assert_rewrite("butterflyfx.testing.storage")
+    pytest.register_assert_rewrite("butterflyfx.testing.storage", "butterflyfx.testing.auth")
