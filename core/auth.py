@@ -182,11 +182,8 @@ class Guard:
     async def authenticate(self, caller: Caller) -> Principal:
         if self.open:
             return ANONYMOUS
-        if caller.token is None:
-            raise unauthenticated(
-                "this endpoint needs credentials: send Authorization: Bearer <API key or token>",
-                invalid=False,
-            )
+        # Plugins are asked even without a bearer token: one may trust a client
+        # certificate or a header its proxy sets (caller.headers).
         for implementation in self._authenticators:
             found = await await_maybe(call(implementation, caller=caller, ctx=self.ctx))
             if found is not None:
@@ -196,6 +193,11 @@ class Guard:
                         f"returned {type(found).__name__}, not a Principal or None"
                     )
                 return found
+        if caller.token is None:
+            raise unauthenticated(
+                "this endpoint needs credentials: send Authorization: Bearer <API key or token>",
+                invalid=False,
+            )
         raise unauthenticated("the credentials were not recognised")
 
     async def authorize(self, principal: Principal, action: Action, caller: Caller) -> None:

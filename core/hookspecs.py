@@ -102,7 +102,8 @@ def butterflyfx_routes(app: Any, ctx: ServerContext) -> None:
 def butterflyfx_authenticate(
     caller: Caller, ctx: ServerContext
 ) -> Principal | Awaitable[Principal | None] | None:
-    """The principal the caller's credentials (``caller.token``) stand for.
+    """The principal the caller's credentials stand for (``caller.token``, the bearer token,
+    or whatever else the plugin trusts in ``caller.headers``; asked even without a token).
 
     Return None for credentials this plugin does not recognise; raise
     ``butterflyfx.core.auth.unauthenticated(detail)`` for ones it recognises and refuses.

@@ -277,3 +277,18 @@ def test_a_plugins_route_marks_say_which_action_it_needs_and_unmarked_routes_are
     serve(tmp_path, story, tokens=Tokens(), extra=Extra())
     with pytest.raises(ValueError, match="action must be one of"):
         requires("delete")  # type: ignore[arg-type]
+
+
+def test_a_plugin_may_trust_a_header_its_proxy_sets_instead_of_a_bearer_token(tmp_path):
+    class ProxyUser:
+        @hookimpl
+        def butterflyfx_authenticate(self, caller: Caller) -> Principal | None:
+            user = caller.headers.get("x-proxy-user")
+            return Principal("proxied", user, "pro", frozenset({"read"}), "proxy") if user else None
+
+    async def story(client: Any) -> None:
+        trusted = await client.get(SUBSTRATES, headers={"X-Proxy-User": "ada"})
+        assert trusted.status_code == 200
+        await problem(await client.get(SUBSTRATES), 401)
+
+    serve(tmp_path, story, proxy=ProxyUser())
