@@ -111,7 +111,7 @@ class SqliteStore:
         opened: list[aiosqlite.Connection] = []
         try:
             writer = await self._connect(opened)
-            mode = list(await writer.execute_fetchall("PRAGMA journal_mode = WAL"))[0][0]
+            mode = await self._switch_to_wal(writer)
             if str(mode).lower() != "wal":
                 raise SqliteStoreError(f"WAL mode is not available (journal mode is {mode})")
             await _require_json(writer)
@@ -125,6 +125,30 @@ class SqliteStore:
             raise self._cannot_open(error) from error
         self._writer, self._reader = writer, reader
         self._write_lock = asyncio.Lock()  # made here: a lock belongs to the running loop
+
+    async def _switch_to_wal(self, db: aiosqlite.Connection) -> str:
+        """``PRAGMA journal_mode = WAL``, retried while another process holds the lock.
+
+        On a file still in rollback mode (a new one) the switch takes a read lock, then
+        upgrades it to write the header. If another process holds the write lock then
+        (it is switching the same new file), SQLite answers SQLITE_BUSY at once instead
+        of calling the busy handler, since waiting while holding a read lock could
+        deadlock: the busy timeout never applies. So wait for it here, up to that timeout.
+        Once the file is in WAL mode the pragma has nothing to write.
+        """
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.busy_timeout_ms / 1000
+        pause = 0.001
+        while True:
+            try:
+                rows = await db.execute_fetchall("PRAGMA journal_mode = WAL")
+                return str(list(rows)[0][0])
+            except sqlite3.OperationalError as error:
+                busy = error.sqlite_errorcode & 0xFF == sqlite3.SQLITE_BUSY  # any BUSY_*
+                if not busy or loop.time() >= deadline:
+                    raise
+            await asyncio.sleep(pause)
+            pause = min(pause * 2, 0.05)
 
     def _prepare_file(self) -> None:
         """Create the folder and the file, or say why they cannot be used."""

@@ -340,6 +340,32 @@ def test_four_workers_opening_a_new_file_at_once_apply_each_migration_once(
     assert applied_by[0] in {worker.process.pid for worker in workers}
 
 
+def test_opening_waits_while_another_worker_switches_the_new_file_to_wal(tmp_path: Path):
+    """Workers opening a new file at once: one holds the write lock while it switches the
+    file to WAL. SQLite refuses the others' switch at once, without their busy timeout
+    (waiting holding a read lock could deadlock); the store must wait all the same."""
+    path = tmp_path / "new.sqlite3"
+    other = sqlite3.connect(path, isolation_level=None)  # a new file: still rollback mode
+    other.execute("BEGIN IMMEDIATE")  # the write lock, as another worker's switch holds it
+
+    async def main() -> None:
+        store = SqliteStore(path, busy_timeout_ms=TIMEOUT * 1000)
+        opening = asyncio.create_task(store.open())
+        try:
+            await asyncio.sleep(0.2)  # time to be refused; a slower start only waits less
+            other.rollback()
+            await opening  # the store's own error, had it given up while the lock was held
+            assert store.schema_version == len(MIGRATIONS)
+        finally:
+            await store.close()
+
+    try:
+        asyncio.run(main())
+    finally:
+        other.close()
+    assert file_facts(path)[:2] == ("wal", len(MIGRATIONS))
+
+
 def test_two_workers_inserting_overlapping_substrates_create_each_exactly_once(
     tmp_path: Path, spawn: type[Child]
 ):
