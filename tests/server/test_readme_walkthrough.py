@@ -37,9 +37,11 @@ API_PAGE = ROOT / "docs" / "api.md"
 README_ADDRESS = "127.0.0.1:8000"
 # Each walk-through and the environment its server starts with; a page other than the
 # README says so in the command it tells readers to start the server with.
+SECURITY_PAGE = ROOT / "docs" / "security.md"
 PAGES = {
     README: {},
     API_PAGE: {"BUTTERFLYFX_PLUGINS": "storage.sqlite,graph.sql,http"},
+    SECURITY_PAGE: {},
 }
 WILDCARD = "..."
 AUTH = '-H "Authorization: Bearer \\$KEY" '  # a pattern: what the README's requests send
