@@ -74,7 +74,7 @@ class Counter:
 
 
 def serve(tmp_path: Path, story: Callable[[Any], Awaitable[Any]], **plugins: object) -> Any:
-    names = ",".join(["storage.memory", "http", *plugins])
+    names = ",".join(["storage.memory", "graph.memory", "http", *plugins])
     config = read_config(None, {"BUTTERFLYFX_PLUGINS": names}, {"data_dir": tmp_path})
     app = create_app(ServerContext.build(config, plugins))
 
@@ -292,3 +292,54 @@ def test_a_plugin_may_trust_a_header_its_proxy_sets_instead_of_a_bearer_token(tm
         await problem(await client.get(SUBSTRATES), 401)
 
     serve(tmp_path, story, proxy=ProxyUser())
+
+
+def test_search_stats_graph_traverse_and_paths_see_only_the_callers_tenant(tmp_path):
+    """acme relates two substrates; globex, holding the same expressions' ids, finds none."""
+
+    async def story(client: Any) -> None:
+        acme, globex = bearer("t:acme:read,write"), bearer("t:globex:read,write")
+        ids = []
+        for n in (1, 2):
+            code = f"lambda **kw: kw.get('x', 0) + {n}"
+            made = await client.post(
+                SUBSTRATES, headers=acme,
+                json={"expression_type": "lambda", "expression_code": code,
+                      "metadata": {"name": f"n{n}"}},
+            )  # fmt: skip
+            ids.append((await made.get_json())["substrate_id"])
+        related = await client.post(
+            "/api/v1/relationships", headers=acme,
+            json={"source_id": ids[0], "target_id": ids[1], "relationship_type": "dependency"},
+        )  # fmt: skip
+        assert related.status_code == 201
+
+        search = {"name_prefix": "n"}
+        found = await client.post("/api/v1/query/search", json=search, headers=acme)
+        assert len((await found.get_json())["items"]) == 2
+        hidden = await client.post("/api/v1/query/search", json=search, headers=globex)
+        assert (await hidden.get_json())["items"] == []
+
+        mine = await (await client.get("/api/v1/query/stats", headers=acme)).get_json()
+        theirs = await (await client.get("/api/v1/query/stats", headers=globex)).get_json()
+        assert (mine["substrates"], mine["relationships"]["by_type"]) == (2, {"dependency": 1})
+        assert (theirs["substrates"], theirs["relationships"]["total"]) == (0, 0)
+
+        traverse = {"start_id": ids[0], "direction": "out"}
+        reached = await client.post("/api/v1/query/traverse", json=traverse, headers=acme)
+        assert len((await reached.get_json())["results"]) == 2
+        for response in (
+            await client.post("/api/v1/query/traverse", json=traverse, headers=globex),
+            await client.post(
+                "/api/v1/query/path",
+                headers=globex,
+                json={"source_id": ids[0], "target_id": ids[1]},
+            ),  # fmt: skip
+            await client.get(
+                "/api/v1/relationships/graph", query_string={"root": ids[0]}, headers=globex
+            ),
+            await client.get(f"/api/v1/relationships/outgoing/{ids[0]}", headers=globex),
+        ):
+            await problem(response, 404)
+
+    serve(tmp_path, story, tokens=Tokens())
