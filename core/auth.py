@@ -87,7 +87,7 @@ class Caller:
 
     ``token`` is the credential after ``Authorization: Bearer`` (None when absent or of
     another scheme; ``scheme`` says which). ``client`` is the peer address. ``headers`` are
-    lower-cased names.
+    looked up by lower-case name (``caller.headers.get("x-proxy-user")``).
     """
 
     method: str

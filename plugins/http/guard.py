@@ -37,7 +37,7 @@ def caller_of_request() -> Caller:
         client=request.remote_addr or "unknown",
         scheme=scheme,
         token=token,
-        headers={name.lower(): value for name, value in request.headers.items()},
+        headers=request.headers,  # werkzeug's Headers: looked up case-insensitively
     )
 
 
