@@ -35,11 +35,24 @@ from .users import User
 ALGORITHM = "HS256"
 LEEWAY_SECONDS = 30  # clocks of the machines in a deployment may differ this much
 # Three base64url parts; the last may be empty, as in an unsigned ``alg: none`` token.
+MAX_HEADER_CHARS = 4096  # a JOSE header is a few dozen characters
 JWT_SHAPE = re.compile(r"[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*")
 
 
 def looks_like_jwt(token: str) -> bool:
-    return JWT_SHAPE.fullmatch(token) is not None
+    """Three base64url parts whose first is a JSON object naming an ``alg``: a JWT, which
+    this plugin answers for (refusing it if need be). Any other dotted token belongs to
+    some other plugin, which must get the chance to recognise it."""
+    if JWT_SHAPE.fullmatch(token) is None:
+        return False
+    head = token.split(".", 1)[0]
+    if len(head) > MAX_HEADER_CHARS:
+        return True  # ours to refuse as malformed, not to decode at length
+    try:
+        header = json.loads(base64.urlsafe_b64decode(head + "=" * (-len(head) % 4)))
+    except (ValueError, TypeError, RecursionError):
+        return False
+    return isinstance(header, dict) and "alg" in header
 
 
 @dataclass(frozen=True)
