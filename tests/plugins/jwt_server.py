@@ -9,15 +9,12 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
-import os
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-import pytest
-import redis
 from joserfc import jwt
 from joserfc.jwk import OctKey
 
@@ -26,6 +23,7 @@ from butterflyfx.core.context import ServerContext
 from butterflyfx.plugins.auth_jwt.passwords import hash_password
 from butterflyfx.plugins.auth_jwt.users import DEFAULT_SCOPES, UserStore
 from butterflyfx.plugins.http.app import create_app
+from butterflyfx.testing import services
 
 PLUGINS = "storage.memory,http,auth.jwt"
 LOGIN = "/api/v1/auth/login"
@@ -127,14 +125,6 @@ REDIS_URL = "redis://127.0.0.1:6379/0"
 
 
 def redis_or_skip(url: str = REDIS_URL) -> str:
-    """``url`` when a Redis answers there; else skip, or fail under
-    BUTTERFLYFX_REQUIRE_SERVICES=1 (CI), where a missing Redis is an error."""
-    missing = pytest.fail if os.environ.get("BUTTERFLYFX_REQUIRE_SERVICES") == "1" else pytest.skip
-    client = redis.Redis.from_url(url, socket_connect_timeout=2, socket_timeout=2)
-    try:
-        client.ping()
-    except redis.RedisError as error:
-        missing(f"no Redis answers at {url}: {error}")
-    finally:
-        client.close()
+    """``url`` when a Redis answers there (see butterflyfx.testing.services)."""
+    services.redis_client(url).close()
     return url

@@ -9,9 +9,7 @@ prefix of its own and deletes only its own keys.
 from __future__ import annotations
 
 import asyncio
-import os
 import time
-import uuid
 from collections.abc import Iterator
 
 import pytest
@@ -21,6 +19,7 @@ from ratelimit_server import bearer, build_context, rate_headers, running_client
 
 from butterflyfx.core.config import ConfigError
 from butterflyfx.core.plugins import PluginError
+from butterflyfx.testing import services
 from butterflyfx.testing.process import free_port
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
@@ -190,22 +189,8 @@ def test_a_redis_that_does_not_answer_stops_start_up_naming_it_without_its_passw
 @pytest.fixture
 def redis_prefix() -> Iterator[str]:
     """A key prefix of this test's own on the local Redis; its keys are deleted after."""
-    client = redis.Redis.from_url(REDIS_URL, socket_connect_timeout=3)
-    try:
-        client.ping()
-    except redis.RedisError as error:
-        client.close()
-        reason = f"no Redis answers at {REDIS_URL} ({error})"
-        if os.environ.get("BUTTERFLYFX_REQUIRE_SERVICES") == "1":
-            pytest.fail(f"{reason}, and BUTTERFLYFX_REQUIRE_SERVICES=1 requires it")
-        pytest.skip(reason)
-    prefix = f"butterflyfx-test-{uuid.uuid4().hex[:12]}"
-    try:
+    with services.redis_prefix(REDIS_URL) as prefix:
         yield prefix
-    finally:
-        for key in client.scan_iter(match=f"{prefix}:*"):
-            client.delete(key)
-        client.close()
 
 
 def test_two_workers_sharing_redis_enforce_one_limit(tmp_path, redis_prefix):

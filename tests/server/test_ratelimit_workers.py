@@ -10,14 +10,13 @@ makes that a failure, and deletes only the keys under its own prefix.
 
 from __future__ import annotations
 
-import os
-import uuid
 from collections.abc import Iterator
 
 import pytest
-import redis
 from ratelimit_sockets import get
 from server_process import START_DEADLINE, free_port, wait_for
+
+from butterflyfx.testing import services
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
 PLUGINS = {"BUTTERFLYFX_PLUGINS": "storage.sqlite,http,ratelimit"}
@@ -41,22 +40,8 @@ def test_two_workers_counting_in_memory_refuse_to_start_and_say_to_use_redis(but
 @pytest.fixture
 def redis_prefix() -> Iterator[str]:
     """A key prefix of this test's own on the local Redis; its keys are deleted after."""
-    client = redis.Redis.from_url(REDIS_URL, socket_connect_timeout=3)
-    try:
-        client.ping()
-    except redis.RedisError as error:
-        client.close()
-        reason = f"no Redis answers at {REDIS_URL} ({error})"
-        if os.environ.get("BUTTERFLYFX_REQUIRE_SERVICES") == "1":
-            pytest.fail(f"{reason}, and BUTTERFLYFX_REQUIRE_SERVICES=1 requires it")
-        pytest.skip(reason)
-    prefix = f"butterflyfx-test-{uuid.uuid4().hex[:12]}"
-    try:
+    with services.redis_prefix(REDIS_URL) as prefix:
         yield prefix
-    finally:
-        for key in client.scan_iter(match=f"{prefix}:*"):
-            client.delete(key)
-        client.close()
 
 
 def test_two_workers_sharing_redis_count_every_connection_against_one_limit(

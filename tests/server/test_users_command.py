@@ -4,13 +4,13 @@ failed logins, and with it they count them together."""
 
 from __future__ import annotations
 
-import os
 import subprocess
 import uuid
 
-import pytest
 import redis
 from server_process import COMMAND_TIMEOUT, START_DEADLINE, wait_for
+
+from butterflyfx.testing import services
 
 PLUGINS = {"BUTTERFLYFX_PLUGINS": "storage.sqlite,http,auth.jwt"}
 PASSWORD = "a long and unguessable passphrase"
@@ -80,13 +80,7 @@ def test_two_workers_counting_failed_logins_in_memory_refuse_to_start_and_name_r
 
 
 def redis_or_skip() -> redis.Redis:
-    missing = pytest.fail if os.environ.get("BUTTERFLYFX_REQUIRE_SERVICES") == "1" else pytest.skip
-    client = redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2, socket_timeout=2)
-    try:
-        client.ping()
-    except redis.RedisError as error:
-        missing(f"no Redis answers at {REDIS_URL}: {error}")
-    return client
+    return services.redis_client(REDIS_URL)
 
 
 def test_two_workers_sharing_redis_refuse_the_sixth_failed_login_whichever_answers(
