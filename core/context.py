@@ -22,6 +22,7 @@ from .config import LoadedConfig, ServerSettings, validate_sections
 from .events import Event
 from .graph import GraphEngine
 from .health import PluginHealth, Status, overall
+from .observe import RequestRecord
 from .plugins import PluginError, PluginHost, await_maybe, call
 from .queries import QueryService
 from .relationships import RelationshipService, RelationshipTypes
@@ -46,6 +47,7 @@ class ServerContext:
     _relationships: RelationshipService | None = None
     _queries: QueryService | None = None
     _guard: Guard | None = None
+    _listeners: list[Any] | None = None
     storage_plugin: str | None = None
     graph_plugin: str | None = None
     states: dict[str, str] = field(default_factory=dict)
@@ -264,6 +266,19 @@ class ServerContext:
                 await await_maybe(call(implementation, event=event, ctx=self))
             except Exception:
                 log.exception("event_listener_failed", plugin=implementation.plugin_name)
+
+    async def observe(self, record: RequestRecord) -> None:
+        """Tell every ``on_request`` plugin about a request served; failures are logged."""
+        for implementation in self._request_listeners():
+            try:
+                await await_maybe(call(implementation, record=record, ctx=self))
+            except Exception:
+                log.exception("request_listener_failed", plugin=implementation.plugin_name)
+
+    def _request_listeners(self) -> list[Any]:
+        if self._listeners is None:  # asked on every request: looked up once
+            self._listeners = list(self.plugins.hook.butterflyfx_on_request.get_hookimpls())
+        return self._listeners
 
     async def health(self) -> tuple[Status, dict[str, PluginHealth]]:
         """Each plugin's state: its health hook, else its store's health(), else its lifecycle."""

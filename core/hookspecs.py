@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from .events import Event
     from .graph import GraphEngine
     from .health import PluginHealth
+    from .observe import RequestRecord
     from .store import SubstrateStore
 
 hookspec = pluggy.HookspecMarker("butterflyfx")
@@ -144,6 +145,13 @@ def butterflyfx_commands() -> Mapping[str, Command] | None:
 @hookspec
 def butterflyfx_on_event(event: Event, ctx: ServerContext) -> Awaitable[None] | None:
     """Hear about substrates created, deleted and invoked; must not raise. Rule: all."""
+
+
+@hookspec
+def butterflyfx_on_request(record: RequestRecord, ctx: ServerContext) -> Awaitable[None] | None:
+    """Hear about every request served, once its response is sent (see
+    :class:`butterflyfx.core.observe.RequestRecord`); must be quick and must not raise.
+    Rule: all."""
 
 
 @hookspec

@@ -68,7 +68,9 @@ def create_app(ctx: ServerContext) -> Quart:
     app.before_serving(ctx.start)
     app.after_serving(ctx.stop)
     add_routes(app, ctx)
-    app.asgi_app = Edge(app.asgi_app, ctx.settings.max_body_bytes)  # type: ignore[method-assign]
+    app.asgi_app = Edge(  # type: ignore[method-assign]
+        app.asgi_app, ctx.settings.max_body_bytes, ctx
+    )
     return app
 
 

@@ -15,6 +15,8 @@ from quart import Quart, Response, current_app, g, request
 from butterflyfx.core.auth import ANONYMOUS, ATTRIBUTE, OPEN, Action, Caller, Principal
 from butterflyfx.core.context import ServerContext
 
+from .edge import PRINCIPAL_KEY, ROUTE_KEY
+
 READING = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
@@ -46,6 +48,8 @@ def install(app: Quart, ctx: ServerContext, open_paths: frozenset[str]) -> None:
 
     @app.before_request
     async def admit() -> None:
+        rule = request.url_rule
+        request.scope[ROUTE_KEY] = rule.rule if rule is not None else None
         endpoint = request.endpoint
         if endpoint is None:  # no route matched: the 404 or 405 comes next
             action: Action | None = None
@@ -60,6 +64,8 @@ def install(app: Quart, ctx: ServerContext, open_paths: frozenset[str]) -> None:
         admission = await ctx.guard.admit(caller_of_request(), action)
         g.principal = admission.principal if action is not None else None
         g.rate = admission.rate
+        if g.principal is not None:
+            request.scope[PRINCIPAL_KEY] = g.principal
 
     @app.after_request
     async def report_rate(response: Response) -> Response:
