@@ -4,7 +4,6 @@ response is sent: route template (not the path), status, principal, timing."""
 from __future__ import annotations
 
 import asyncio
-from typing import Any
 
 from butterflyfx.core.auth import Caller, Principal
 from butterflyfx.core.config import read_config
