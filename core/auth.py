@@ -42,6 +42,7 @@ DEFAULT_TENANT = "default"
 F = TypeVar("F", bound=Callable[..., Any])
 ATTRIBUTE = "butterflyfx_action"  # what a handler is marked with
 OPEN = "open"
+AUTHENTICATED = "authenticated"  # any principal, whatever its scopes
 
 
 def requires(action: Action) -> Callable[[F], F]:
@@ -55,6 +56,12 @@ def requires(action: Action) -> Callable[[F], F]:
         return handler
 
     return mark
+
+
+def any_principal(handler: F) -> F:
+    """Mark a route handler as needing credentials, whatever their scopes (a status page)."""
+    setattr(handler, ATTRIBUTE, AUTHENTICATED)
+    return handler
 
 
 def open_route(handler: F) -> F:
@@ -229,8 +236,11 @@ class Guard:
                 tightest = rate
         return tightest
 
-    async def admit(self, caller: Caller, action: Action | None) -> Admission:
-        """Decide on one request; ``action`` None marks an open route (no credentials)."""
+    async def admit(
+        self, caller: Caller, action: Action | Literal["authenticated"] | None
+    ) -> Admission:
+        """Decide on one request; ``action`` None marks an open route (no credentials), and
+        ``"authenticated"`` a route any principal may use, whatever its scopes."""
         if action is None:
             return Admission(ANONYMOUS, await self.limit(None, caller))
         try:
@@ -239,6 +249,8 @@ class Guard:
             await self.limit(None, caller)  # failed attempts count against the address
             raise
         rate = await self.limit(principal, caller)
+        if action == AUTHENTICATED:
+            return Admission(principal, rate)
         try:
             await self.authorize(principal, action, caller)
         except ProblemError as refused:

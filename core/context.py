@@ -30,6 +30,7 @@ from .store import SubstrateStore
 from .substrates import SubstrateService
 
 log = structlog.get_logger("butterflyfx")
+RUN_ID_VARIABLE = "BUTTERFLYFX_RUN_ID"
 
 
 @dataclass
@@ -40,6 +41,11 @@ class ServerContext:
     plugins: PluginHost
     started_at: float = field(default_factory=time.time)
     worker_id: str = field(default_factory=lambda: str(os.getpid()))
+    # One id per `butterflyfx serve`, shared by its workers (they inherit it): what they
+    # share (a metrics folder, say) is named by it. A context outside serve gets its own.
+    run_id: str = field(
+        default_factory=lambda: os.environ.get(RUN_ID_VARIABLE) or f"p{os.getpid()}"
+    )
     _store: SubstrateStore | None = None
     _substrates: SubstrateService | None = None
     _flusher: asyncio.Task[None] | None = None

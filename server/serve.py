@@ -21,6 +21,7 @@ import logging
 import os
 import signal
 import socket
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
@@ -31,7 +32,7 @@ from hypercorn.config import Config
 from hypercorn.run import run as hypercorn_run
 
 from butterflyfx.core.config import ServerSettings
-from butterflyfx.core.context import ServerContext
+from butterflyfx.core.context import RUN_ID_VARIABLE, ServerContext
 
 from .asgi import (
     ASGIApp,
@@ -182,6 +183,8 @@ def preflight(ctx: ServerContext) -> None:
 def serve(ctx: ServerContext, options: ServeOptions) -> int:
     """Serve ``ctx`` as its settings say until a signal stops it; 0 when it stopped cleanly."""
     settings = ctx.settings
+    # Workers inherit the environment: every process of this run shares one run id.
+    os.environ[RUN_ID_VARIABLE] = ctx.run_id = f"{os.getpid()}-{int(time.time())}"
     check_servable(ctx)  # before anything binds
     app = application_for(ctx)
     listener = listen(settings)

@@ -10,6 +10,8 @@ tenant is the only tenant the handler may touch (:func:`current_principal`).
 
 from __future__ import annotations
 
+from typing import Literal
+
 from quart import Quart, Response, current_app, g, request
 
 from butterflyfx.core.auth import ANONYMOUS, ATTRIBUTE, OPEN, Action, Caller, Principal
@@ -52,7 +54,7 @@ def install(app: Quart, ctx: ServerContext, open_paths: frozenset[str]) -> None:
         request.scope[ROUTE_KEY] = rule.rule if rule is not None else None
         endpoint = request.endpoint
         if endpoint is None:  # no route matched: the 404 or 405 comes next
-            action: Action | None = None
+            action: Action | Literal["authenticated"] | None = None
         else:
             marked = getattr(current_app.view_functions[endpoint], ATTRIBUTE, None)
             if marked == OPEN or request.path in open_paths:

@@ -343,3 +343,28 @@ def test_search_stats_graph_traverse_and_paths_see_only_the_callers_tenant(tmp_p
             await problem(response, 404)
 
     serve(tmp_path, story, tokens=Tokens())
+
+
+def test_a_route_for_any_principal_needs_credentials_but_no_particular_scope(tmp_path):
+    from quart import Blueprint
+
+    from butterflyfx.core.auth import any_principal
+
+    class Status:
+        @hookimpl
+        def butterflyfx_routes(self, app: Any) -> None:
+            bp = Blueprint("status", __name__)
+
+            @bp.get("/api/whoami")
+            @any_principal
+            async def whoami() -> dict[str, Any]:
+                return {"ok": True}
+
+            app.register_blueprint(bp)
+
+    async def story(client: Any) -> None:
+        await problem(await client.get("/api/whoami"), 401)
+        invoker = await client.get("/api/whoami", headers=bearer("t:acme:invoke"))
+        assert invoker.status_code == 200
+
+    serve(tmp_path, story, tokens=Tokens(), status=Status())
