@@ -249,7 +249,7 @@ class Guard:
             await self.limit(None, caller)  # failed attempts count against the address
             raise
         rate = await self.limit(principal, caller)
-        if action == AUTHENTICATED:
+        if action == "authenticated":  # AUTHENTICATED, spelled out so the type narrows
             return Admission(principal, rate)
         try:
             await self.authorize(principal, action, caller)
