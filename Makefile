@@ -26,6 +26,7 @@ bench: $(STAMP)
 	$(BIN)/pytest bench --benchmark-enable --benchmark-only --benchmark-columns=min,median,ops,rounds
 	$(BIN)/python bench/http/run.py
 	$(BIN)/python bench/graph/run.py
+	$(BIN)/python bench/runtime/run.py
 
 # make serve ARGS="--port 9000 --workers 2": the server on the embedded defaults (data in ./butterflyfx-data)
 serve: $(STAMP)
