@@ -51,10 +51,22 @@ class ServerSettings(StrictModel):
     port: int = Field(8000, ge=0, le=65535)
     workers: int = Field(1, ge=1, le=64)
     data_dir: Path = Path("butterflyfx-data")
-    max_connections: int = Field(1000, ge=1, description="Hypercorn's listen backlog")
+    max_connections: int = Field(
+        1000, ge=1,
+        description="open connections each worker serves; a new one beyond them gets 503",
+    )  # fmt: skip
+    backlog: int | None = Field(
+        None, ge=1, description="the listen backlog; unset means max_connections"
+    )
     timeout: float = Field(5.0, gt=0, description="seconds an idle keep-alive connection lives")
+    archived_connections: int = Field(
+        1000, ge=0, description="closed connections each worker remembers for /api/connections"
+    )
     graceful_timeout: float = Field(10.0, ge=0)
     log_level: str = Field("info", pattern="^(debug|info|warning|error|critical)$")
+    access_log: bool = Field(
+        True, description="one log line per request: request id, tenant, route, status, duration"
+    )
 
     @field_validator("log_level", mode="before")
     @classmethod

@@ -1,18 +1,38 @@
-"""Loading plugins by name: built-ins and third parties alike come through entry points."""
+"""Loading plugins by name: built-ins and third parties alike come through entry points.
+
+Every hook call the server makes goes through :func:`call`. With the environment variable
+``BUTTERFLYFX_TRACE_PLUGINS=1`` (read once, when this module is imported) each call is
+logged as a ``hook_call`` event naming the plugin and hook, with its duration; an
+awaitable result is timed until it resolves.
+"""
 
 from __future__ import annotations
 
 import inspect
-from collections.abc import Iterable, Mapping
+import os
+import time
+from collections.abc import Awaitable, Iterable, Mapping
 from dataclasses import dataclass, field
 from importlib.metadata import EntryPoint, entry_points
 from typing import Any
 
 import pluggy
+import structlog
 
 from . import hookspecs
 
 ENTRY_POINT_GROUP = "butterflyfx"
+TRACE_VARIABLE = "BUTTERFLYFX_TRACE_PLUGINS"
+
+
+def tracing_requested(env: Mapping[str, str] = os.environ) -> bool:
+    """Whether ``env`` asks for hook tracing: set, and not ``0``, ``false`` or ``no``."""
+    return env.get(TRACE_VARIABLE, "").strip().lower() not in {"", "0", "false", "no"}
+
+
+# Read once: the check on every hook call is then one global lookup.
+TRACING = tracing_requested()
+_trace_log = structlog.get_logger("butterflyfx.plugins")
 
 
 class PluginError(Exception):
@@ -41,7 +61,50 @@ HOOK_PREFIX = "butterflyfx_"
 def call(implementation: Any, **arguments: Any) -> Any:
     """Call one hook implementation with the arguments it asks for (pluggy lets an
     implementation take fewer than the spec offers, e.g. ``on_event(event)``)."""
+    if TRACING:
+        return _traced(implementation, arguments)
     return implementation.function(**{name: arguments[name] for name in implementation.argnames})
+
+
+def hook_name(implementation: Any) -> str:
+    """The hook an implementation answers (pluggy's ``specname`` lets it be named otherwise)."""
+    return str(implementation.opts.get("specname") or implementation.function.__name__)
+
+
+def _traced(implementation: Any, arguments: Mapping[str, Any]) -> Any:
+    started = time.perf_counter()
+    try:
+        result = implementation.function(
+            **{name: arguments[name] for name in implementation.argnames}
+        )
+    except BaseException as error:
+        _log_hook_call(implementation, started, error)
+        raise
+    if inspect.isawaitable(result):
+        return _timed(implementation, result, started)
+    _log_hook_call(implementation, started, None)
+    return result
+
+
+async def _timed(implementation: Any, result: Awaitable[Any], started: float) -> Any:
+    try:
+        value = await result
+    except BaseException as error:
+        _log_hook_call(implementation, started, error)
+        raise
+    _log_hook_call(implementation, started, None)
+    return value
+
+
+def _log_hook_call(implementation: Any, started: float, error: BaseException | None) -> None:
+    fields: dict[str, Any] = {
+        "plugin": implementation.plugin_name,
+        "hook": hook_name(implementation),
+        "duration_ms": round((time.perf_counter() - started) * 1000, 3),
+    }
+    if error is not None:
+        fields["raised"] = type(error).__name__  # the type only: a message may hold data
+    _trace_log.info("hook_call", **fields)
 
 
 def available_plugins() -> dict[str, EntryPoint]:
@@ -131,3 +194,42 @@ class PluginHost:
         """The config name of the plugin that provided a hook implementation."""
         name = self.manager.get_name(implementation)
         return name if name is not None else type(implementation).__name__
+
+
+def plugin_rows(host: PluginHost, states: Mapping[str, str]) -> list[dict[str, Any]]:
+    """What ``butterflyfx plugins --json`` and ``GET /-/plugins`` list: the host's plugins in
+    load order with their ``states``, then every other installed plugin by name.
+
+    An installed plugin that is not enabled is loaded on its own to list its hooks; one
+    that fails to load is listed with the reason, as it would fail if enabled.
+    """
+    rows = [
+        _row(info, enabled=True, state=states.get(name, "loaded"))
+        for name, info in host.info.items()
+    ]
+    for name, entry in sorted(available_plugins().items()):
+        if name in host.info:
+            continue
+        try:
+            info = PluginHost([name]).info[name]
+            state = "not enabled"
+        except PluginError as error:
+            dist = entry.dist
+            info = PluginInfo(
+                name, entry.value, dist.version if dist else None, dist.name if dist else None
+            )
+            state = f"broken: {error}"
+        rows.append(_row(info, enabled=False, state=state))
+    return rows
+
+
+def _row(info: PluginInfo, *, enabled: bool, state: str) -> dict[str, Any]:
+    return {
+        "name": info.name,
+        "enabled": enabled,
+        "state": state,
+        "version": info.version,
+        "distribution": info.distribution,
+        "module": info.module,
+        "hooks": list(info.hooks),
+    }

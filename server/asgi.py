@@ -29,7 +29,7 @@ from butterflyfx.core.config import LoadedConfig, read_config
 from butterflyfx.core.context import ServerContext
 from butterflyfx.core.plugins import PluginError
 
-from .logs import LogFormat, configure_logging
+from .logs import LogFormat, configure_logging, install_access_log
 
 CONFIG_FILE_VARIABLE = "BUTTERFLYFX_CONFIG_FILE"
 OPTIONS_VARIABLE = "BUTTERFLYFX_SERVE_OPTIONS"
@@ -50,7 +50,6 @@ class ServeOptions:
     config_file: Path | None = None
     overrides: dict[str, Any] = field(default_factory=dict)
     log_format: LogFormat = "auto"
-    access_log: bool = False
 
     def load(self, env: Mapping[str, str]) -> LoadedConfig:
         return read_config(self.config_file, env, self.overrides)
@@ -59,7 +58,6 @@ class ServeOptions:
         options = {
             "overrides": self.overrides,
             "log_format": self.log_format,
-            "access_log": self.access_log,
         }
         return {
             CONFIG_FILE_VARIABLE: str(self.config_file.resolve()) if self.config_file else "",
@@ -74,7 +72,6 @@ class ServeOptions:
             config_file=Path(config_file) if config_file else None,
             overrides=dict(options.get("overrides", {})),
             log_format=options.get("log_format", "auto"),
-            access_log=bool(options.get("access_log", False)),
         )
 
 
@@ -94,6 +91,7 @@ def check_servable(ctx: ServerContext) -> None:
 
 def application_for(ctx: ServerContext) -> ASGIApp:
     """The ASGI app the loaded plugins provide (the first non-None ``butterflyfx_asgi_app``)."""
+    install_access_log(ctx, ctx.settings.access_log)  # before the app serves a request
     for implementation in ctx.plugins.hook.butterflyfx_asgi_app.get_hookimpls()[::-1]:
         wants_ctx = "ctx" in implementation.argnames
         app = implementation.function(ctx=ctx) if wants_ctx else implementation.function()

@@ -47,12 +47,12 @@ def run_serve(args: argparse.Namespace) -> int:
         "max_connections": args.max_connections,
         "timeout": args.timeout,
         "log_level": args.log_level,
+        "access_log": args.access_log,
     }
     options = ServeOptions(
         config_file=_config_file(args),
         overrides={key: value for key, value in overrides.items() if value is not None},
         log_format=args.log_format,
-        access_log=args.access_log,
     )
     config = options.load(os.environ)
     configure_logging(config.server.log_level, args.log_format)
@@ -164,7 +164,8 @@ def build_parser(
     serve_cmd.add_argument("--data-dir", metavar="DIR", help="where file-based stores keep data")
     serve_cmd.add_argument(
         "--max-connections", type=int, metavar="N",
-        help="connections the OS queues before the server accepts them (Hypercorn's backlog)",
+        help="open connections each worker serves; a new one beyond them gets 503 "
+        "(server.max_connections)",
     )  # fmt: skip
     serve_cmd.add_argument(
         "--timeout", type=float, metavar="S",
@@ -176,8 +177,9 @@ def build_parser(
         help="JSON lines, or console lines; auto picks console on a terminal",
     )  # fmt: skip
     serve_cmd.add_argument(
-        "--access-log", action="store_true", help="log every request (off by default)"
-    )
+        "--access-log", action=argparse.BooleanOptionalAction, default=None,
+        help="one log line per request (on by default; [server] access_log)",
+    )  # fmt: skip
     serve_cmd.set_defaults(run=run_serve)
 
     config_cmd = commands.add_parser("config", help="inspect a config file")

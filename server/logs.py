@@ -2,22 +2,31 @@
 
 Logs go to stderr as JSON lines, or as coloured console lines when stderr is a terminal
 (``--log-format`` chooses). The single startup line with the URL goes to stdout instead.
+
+The access log is :class:`AccessLog`, the server's own ``butterflyfx_on_request``
+listener: one ``request`` event per request, from the record the HTTP plugin reports.
 """
 
 from __future__ import annotations
 
 import logging
 import sys
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import structlog
 from hypercorn.logging import Logger as HypercornLogger
 
 from butterflyfx.core.config import ConfigError
+from butterflyfx.core.hookspecs import hookimpl
+from butterflyfx.core.observe import RequestRecord
 from butterflyfx.core.plugins import PluginError
+
+if TYPE_CHECKING:
+    from butterflyfx.core.context import ServerContext
 
 LogFormat = Literal["auto", "json", "console"]
 ACCESS_LOGGER = "butterflyfx.access"
+ACCESS_LOG_PLUGIN = "server.access_log"  # its name in the plugin host and in hook traces
 
 _SHARED: list[Any] = [
     structlog.contextvars.merge_contextvars,
@@ -91,7 +100,7 @@ def _explained_errors_without_traceback(record: logging.LogRecord) -> bool:
 
 
 class ServerLog(HypercornLogger):
-    """Hypercorn's logger, speaking structlog: errors as events, access lines as fields.
+    """Hypercorn's logger, speaking structlog: its errors become events.
 
     Hypercorn builds it in every worker from the (pickled) config, so it keeps no state
     beyond standard-library loggers, which pickle by name.
@@ -99,22 +108,46 @@ class ServerLog(HypercornLogger):
 
     def __init__(self, config: Any) -> None:
         self.access_log_format = config.access_log_format
-        self.access_logger = (
-            config.accesslog if isinstance(config.accesslog, logging.Logger) else None
-        )
+        self.access_logger = None
         self.error_logger = logging.getLogger("hypercorn.error")
 
     async def access(self, request: Any, response: Any, request_time: float) -> None:
-        if self.access_logger is None or not self.access_logger.isEnabledFor(logging.INFO):
-            return
-        client = request.get("client")
-        query = request.get("query_string", b"").decode("latin-1")
-        structlog.get_logger(self.access_logger.name).info(
+        """Nothing: :class:`AccessLog` writes the access line, with what Hypercorn cannot
+        know (request id, tenant, route) and without the query string."""
+
+
+class AccessLog:
+    """One ``request`` event per request served, on logger ``butterflyfx.access``.
+
+    Its fields come from the :class:`RequestRecord` alone: method, the path without its
+    query string, route template, status, duration, request id, tenant, subject (a key id
+    or user name), client address, connection pool and worker. No header is read, so neither the
+    ``Authorization`` header nor a token in a query string can reach the log.
+    """
+
+    def __init__(self) -> None:
+        self.log = structlog.get_logger(ACCESS_LOGGER)
+
+    @hookimpl
+    def butterflyfx_on_request(self, record: RequestRecord) -> None:
+        self.log.info(
             "request",
-            method=request.get("method", "GET"),
-            path=request["path"] + (f"?{query}" if query else ""),
-            status=response["status"] if response is not None else None,
-            duration_ms=round(request_time * 1000, 3),
-            client=f"{client[0]}:{client[1]}" if client and len(client) == 2 else None,
-            http_version=request.get("http_version", "ws"),
+            method=record.method,
+            path=record.path,
+            route=record.route,
+            status=record.status,
+            duration_ms=round(record.duration_ms, 3),
+            request_id=record.request_id,
+            tenant=record.tenant,
+            subject=record.subject,
+            client=record.client,
+            pool=record.pool,
+            worker=record.worker,
         )
+
+
+def install_access_log(ctx: ServerContext, enabled: bool) -> None:
+    """Register :class:`AccessLog` with the context's plugins, before it serves a request."""
+    manager = ctx.plugins.manager
+    if enabled and manager.get_plugin(ACCESS_LOG_PLUGIN) is None:
+        manager.register(AccessLog(), name=ACCESS_LOG_PLUGIN)

@@ -2,10 +2,16 @@
 
 How the settings map onto Hypercorn (0.18):
 
-- ``max_connections`` -> ``backlog``: how many connections the kernel queues before the
-  server accepts them. Hypercorn has no cap on connections it has already accepted; a
-  load balancer or the operating system's file-descriptor limit bounds those.
+- ``backlog`` (unset: ``max_connections``) -> ``backlog``: how many connections the
+  kernel queues before the server accepts them.
+- ``max_connections`` is not Hypercorn's (it has no cap on connections it accepted): the
+  HTTP plugin enforces it per worker at the ASGI edge, answering the first request of a
+  connection beyond it with 503 and ``Connection: close`` (``core/runtime``).
 - ``timeout`` -> ``keep_alive_timeout``: seconds an idle keep-alive connection is kept.
+  The connection tracker's idle sweep uses the same value, since Hypercorn does not tell
+  the app when it closes one.
+- ``keep_alive_max_requests`` is fixed at ``KEEP_ALIVE_MAX_REQUESTS`` so the tracker knows
+  which response closes an HTTP/1 connection.
 - ``graceful_timeout`` -> ``graceful_timeout``: on SIGTERM or SIGINT the server stops
   accepting, lets requests in flight finish for up to this long, then runs the app's
   shutdown (which closes the stores).
@@ -33,6 +39,7 @@ from hypercorn.run import run as hypercorn_run
 
 from butterflyfx.core.config import ServerSettings
 from butterflyfx.core.context import RUN_ID_VARIABLE, ServerContext
+from butterflyfx.core.runtime import KEEP_ALIVE_MAX_REQUESTS
 
 from .asgi import (
     ASGIApp,
@@ -42,7 +49,7 @@ from .asgi import (
     check_servable,
     clean_up_after_failed_start,
 )
-from .logs import ACCESS_LOGGER, ServerLog
+from .logs import ServerLog
 
 WORKER_APPLICATION = "butterflyfx.server.asgi:create_app()"
 
@@ -66,7 +73,7 @@ class Listener:
 
 
 def listen(settings: ServerSettings) -> Listener:
-    """Bind and listen on the configured address; the queue holds ``max_connections``."""
+    """Bind and listen on the configured address; the queue holds the backlog."""
     try:
         family, kind, proto, _, address = socket.getaddrinfo(
             settings.host or None, settings.port, type=socket.SOCK_STREAM,
@@ -78,7 +85,7 @@ def listen(settings: ServerSettings) -> Listener:
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind(address)
-        sock.listen(settings.max_connections)
+        sock.listen(listen_backlog(settings))
     except OSError as error:
         sock.close()
         where = f"{settings.host}:{settings.port}"
@@ -88,17 +95,22 @@ def listen(settings: ServerSettings) -> Listener:
     return Listener(sock.detach(), f"http://{shown}:{port}")
 
 
-def hypercorn_config(settings: ServerSettings, listener: Listener, access_log: bool) -> Config:
+def listen_backlog(settings: ServerSettings) -> int:
+    """``backlog``, else ``max_connections``: the kernel queues as many as a worker serves."""
+    return settings.backlog if settings.backlog is not None else settings.max_connections
+
+
+def hypercorn_config(settings: ServerSettings, listener: Listener) -> Config:
     """Hypercorn's config from ours (see the module docstring for the mapping)."""
     config = Config()
     config.bind = [f"fd://{listener.fd}"]
     config.workers = settings.workers
-    config.backlog = settings.max_connections
+    config.backlog = listen_backlog(settings)
     config.keep_alive_timeout = settings.timeout
+    config.keep_alive_max_requests = KEEP_ALIVE_MAX_REQUESTS
     config.graceful_timeout = settings.graceful_timeout
     config.logger_class = ServerLog
     config.errorlog = logging.getLogger("hypercorn.error")
-    config.accesslog = logging.getLogger(ACCESS_LOGGER) if access_log else None
     config.application_path = WORKER_APPLICATION
     return config
 
@@ -188,11 +200,12 @@ def serve(ctx: ServerContext, options: ServeOptions) -> int:
     check_servable(ctx)  # before anything binds
     app = application_for(ctx)
     listener = listen(settings)
-    config = hypercorn_config(settings, listener, options.access_log)
+    config = hypercorn_config(settings, listener)
     log.info(
         "server_starting", url=listener.url, workers=settings.workers,
         plugins=ctx.plugins.names, config=ctx.config.source, data_dir=str(settings.data_dir),
-        backlog=config.backlog, keep_alive_timeout=config.keep_alive_timeout,
+        backlog=config.backlog, max_connections=settings.max_connections,
+        keep_alive_timeout=config.keep_alive_timeout,
         graceful_timeout=config.graceful_timeout,
     )  # fmt: skip
     if ctx.guard.open:

@@ -59,6 +59,7 @@ def create_app(ctx: ServerContext) -> Quart:
             Tag(name="relationships", description="Typed relationships between substrates"),
             Tag(name="query", description="Traversals, paths, search and statistics"),
             Tag(name="system", description="Health of the server and its plugins"),
+            Tag(name="manifold", description="Points on the manifold helix (seed 004)"),
         ],
     )
     app.json = OrjsonProvider(app)  # after QuartSchema, which installs its own provider

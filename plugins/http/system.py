@@ -1,4 +1,12 @@
-"""``/api/v1/health`` and the interactive docs at ``/api/v1/docs``, served without internet.
+"""Liveness, readiness, the plugins page, and the interactive docs (served without internet).
+
+- ``GET /api/v1/health`` (liveness): 200 whenever the process answers, with every
+  plugin's state in the body for people; a probe that restarts on failure reads only the
+  status code, so a Redis outage never gets a healthy process killed.
+- ``GET /api/v1/ready`` (readiness): every plugin's own health; 200 when none is down
+  (``degraded`` still serves), else a 503 problem naming the plugins that are down, and why.
+- ``GET /-/plugins`` (``admin``): the plugins loaded and installed, their versions,
+  distributions, hooks and states, as ``butterflyfx plugins --json`` lists them.
 
 Swagger UI's files come from the ``swagger-ui-bundle-v2`` package (Swagger UI 5, which
 reads the OpenAPI 3.1 document quart-schema writes) and are served by this server, so
@@ -7,6 +15,7 @@ the docs work where no CDN can be reached.
 
 from __future__ import annotations
 
+import asyncio
 import html
 import re
 import time
@@ -19,14 +28,18 @@ from quart import Blueprint, Response, send_from_directory, url_for
 from quart_schema import document_response, hide, tag_blueprint
 from werkzeug.exceptions import NotFound
 
-from butterflyfx.core.auth import open_route
+from butterflyfx.core import plugins
+from butterflyfx.core.auth import open_route, requires
 from butterflyfx.core.context import ServerContext
+from butterflyfx.core.health import PluginHealth, Status
+from butterflyfx.core.problems import Problem, ProblemError
 
 from .json import json_response
-from .models import HealthBody
+from .models import HealthBody, ProblemBody
 
 OPENAPI_PATH = "/api/v1/openapi.json"
 DOCS_PATH = "/api/v1/docs"
+NO_STORE = {"Cache-Control": "no-store"}
 # Only what the page needs; the rest of the package (source maps, demo pages) stays put.
 DOCS_ASSETS = frozenset(
     {
@@ -80,6 +93,16 @@ def _without_status(detail: Mapping[str, Any]) -> dict[str, Any]:
     return {key: value for key, value in detail.items() if key != "status"}
 
 
+def _reason(state: PluginHealth) -> str:
+    """Why a plugin is down, in its own words (its ``error``, else its lifecycle state)."""
+    detail = state.detail
+    if "error" in detail:
+        return str(detail["error"])
+    if "state" in detail:
+        return f"its state is {detail['state']!r}"
+    return "its health check says down"
+
+
 def swagger_ui_directory() -> Path | None:
     """Where Swagger UI 5 is installed, or None.
 
@@ -97,7 +120,7 @@ def swagger_ui_directory() -> Path | None:
 
 
 class SystemRoutes:
-    """Health and docs, bound to one server context."""
+    """Health, readiness, the plugins page and docs, bound to one server context."""
 
     def __init__(self, ctx: ServerContext, title: str, docs: bool = True) -> None:
         self.ctx = ctx
@@ -107,33 +130,69 @@ class SystemRoutes:
         self.assets = swagger_ui_directory()
 
     def blueprint(self) -> Blueprint:
-        bp = Blueprint("system", __name__, url_prefix="/api/v1")
+        bp = Blueprint("system", __name__)
         tag_blueprint(bp, ["system"])
-        bp.add_url_rule("/health", view_func=self.health, methods=["GET"])
+        bp.add_url_rule("/api/v1/health", view_func=self.health, methods=["GET"])
+        bp.add_url_rule("/api/v1/ready", view_func=self.ready, methods=["GET"])
+        bp.add_url_rule("/-/plugins", view_func=self.plugins_page, methods=["GET"])
         if self.docs:
-            bp.add_url_rule("/docs", view_func=self.docs_page, methods=["GET"])
-            bp.add_url_rule("/docs/<name>", view_func=self.docs_asset, methods=["GET"])
+            bp.add_url_rule(DOCS_PATH, view_func=self.docs_page, methods=["GET"])
+            bp.add_url_rule(f"{DOCS_PATH}/<name>", view_func=self.docs_asset, methods=["GET"])
         return bp
 
-    @document_response(HealthBody, 200)
-    @document_response(HealthBody, 503)
-    @open_route
-    async def health(self) -> Response:
-        """The server's health, computed from every plugin's own state.
-
-        503 when any plugin is down.
-        """
-        status, plugins = await self.ctx.health()
-        body = {
+    def _report(self, status: Status, states: Mapping[str, PluginHealth]) -> dict[str, Any]:
+        return {
             "status": status,
             "version": self.version,
             "uptime_seconds": round(time.time() - self.ctx.started_at, 3),
             "plugins": {
                 name: {"status": state.status, **_without_status(state.detail)}
-                for name, state in plugins.items()
+                for name, state in states.items()
             },
         }
-        return json_response(body, 503 if status == "down" else 200, {"Cache-Control": "no-store"})
+
+    @document_response(HealthBody, 200)
+    @open_route
+    async def health(self) -> Response:
+        """Liveness: 200 while the process answers, with each plugin's own state.
+
+        ``status`` says how the plugins are (``ok``, ``degraded``, ``down``); whether the
+        server should get traffic is ``/api/v1/ready``'s answer.
+        """
+        status, states = await self.ctx.health()
+        return json_response(self._report(status, states), 200, NO_STORE)
+
+    @document_response(HealthBody, 200)
+    @document_response(ProblemBody, 503)
+    @open_route
+    async def ready(self) -> Response:
+        """Readiness: every plugin's health hook (store reachable, Redis reachable...).
+
+        200 when no plugin is down (``degraded`` still serves); 503, a problem naming the
+        plugins that are down and why, when one is.
+        """
+        status, states = await self.ctx.health()
+        report = self._report(status, states)
+        down = [name for name, state in states.items() if state.status == "down"]
+        if not down:
+            return json_response(report, 200, NO_STORE)
+        reasons = "; ".join(f"{name}: {_reason(states[name])}" for name in down)
+        raise ProblemError(
+            Problem(
+                503, "not-ready", "Not ready",
+                f"{'plugin' if len(down) == 1 else 'plugins'} down: {reasons}",
+                {"down": down, "plugins": report["plugins"]}, headers=NO_STORE,
+            )
+        )  # fmt: skip
+
+    @hide
+    @requires("admin")
+    async def plugins_page(self) -> Response:
+        """The plugins this worker runs and every other one installed, with their hooks."""
+        # Listing a plugin that is not enabled loads it (an import): kept off the loop.
+        rows = await asyncio.to_thread(plugins.plugin_rows, self.ctx.plugins, self.ctx.states)
+        body = {"worker": self.ctx.worker_id, "tracing": plugins.TRACING, "plugins": rows}
+        return json_response(body, 200, NO_STORE)
 
     @hide
     @open_route

@@ -59,20 +59,32 @@ def test_health_reports_every_plugin_and_the_version(serve):
     serve(story)
 
 
-def test_health_is_503_when_a_plugin_is_down_and_degraded_is_still_200(tmp_path):
+def test_a_plugin_that_is_down_makes_the_server_not_ready_but_still_alive(tmp_path):
     async def story(client):
-        response = await client.get(f"{API}/health")
-        return response.status_code, await body(response)
+        health = await client.get(f"{API}/health")
+        ready = await client.get(f"{API}/ready")
+        return health.status_code, await body(health), await problem(ready, 503), ready.headers
 
     down = plugin("cache", butterflyfx_health=lambda ctx: PluginHealth("down", {"error": "gone"}))
-    status, health = run_with_plugins(tmp_path, {"cache": down}, story)
-    assert status == 503
+    status, health, refused, headers = run_with_plugins(tmp_path, {"cache": down}, story)
+    assert status == 200  # liveness: the process answers; restarting it would not help
     assert health["status"] == "down"
     assert health["plugins"]["cache"] == {"status": "down", "error": "gone"}
+    assert refused["type"].endswith("/not-ready") and refused["down"] == ["cache"]
+    assert refused["detail"] == "plugin down: cache: gone"
+    assert refused["plugins"]["cache"] == {"status": "down", "error": "gone"}
+    assert headers["Cache-Control"] == "no-store"
+
+
+def test_a_degraded_plugin_leaves_the_server_ready(tmp_path):
+    async def story(client):
+        ready = await client.get(f"{API}/ready")
+        return ready.status_code, await body(ready)
 
     slow = plugin("cache", butterflyfx_health=lambda ctx: PluginHealth("degraded", {"ms": 900}))
-    status, health = run_with_plugins(tmp_path, {"cache": slow}, story)
-    assert (status, health["status"]) == (200, "degraded")
+    status, ready = run_with_plugins(tmp_path, {"cache": slow}, story)
+    assert (status, ready["status"]) == (200, "degraded")
+    assert ready["plugins"]["cache"] == {"status": "degraded", "ms": 900}
 
 
 # -- request ids ----------------------------------------------------------------------
@@ -177,6 +189,11 @@ def test_the_openapi_document_lists_every_route(serve):
             ("POST", "/api/v1/query/search"),
             ("GET", "/api/v1/query/stats"),
             ("GET", "/api/v1/health"),
+            ("GET", "/api/v1/ready"),
+            ("GET", "/api/status"),
+            ("GET", "/api/stats"),
+            ("GET", "/api/connections"),
+            ("GET", "/api/manifold/evaluate"),
         }
         create = spec["paths"]["/api/v1/substrates"]["post"]
         request_schema = create["requestBody"]["content"]["application/json"]["schema"]

@@ -33,7 +33,7 @@ def test_a_good_file_prints_every_setting_in_force(butterflyfx, tmp_path):
     assert shown["server"]["timeout"] == 5.0  # a default, shown because it is in force
     assert shown["storage.sqlite"]["busy_timeout_ms"] == 250
     assert shown["storage.sqlite"]["synchronous"] == "full"
-    assert shown["http"] == {"docs": False}
+    assert shown["http"] == {"docs": False, "public_status": False}
 
 
 @pytest.mark.parametrize(

@@ -153,14 +153,6 @@ def test_flags_beat_the_environment_which_beats_the_file(butterflyfx, tmp_path):
     assert requests and requests[0]["status"] == 200 and requests[0]["method"] == "GET"
 
 
-def test_the_access_log_is_off_unless_asked_for(butterflyfx, tmp_path):
-    server = butterflyfx.start("--data-dir", str(tmp_path / "data")).wait_ready()
-    server.client().get("/api/v1/health")
-
-    assert server.stop() == 0
-    assert server.events("request") == []
-
-
 def test_an_unknown_plugin_stops_start_up_and_lists_the_available_ones(butterflyfx, tmp_path):
     config = tmp_path / "butterflyfx.toml"
     config.write_text('plugins = ["storage.sqlite", "storage.nope", "http"]\n')
