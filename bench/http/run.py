@@ -8,7 +8,8 @@ p50 and p99 of each and the ratio ours/bare, and writes the table to .benchmarks
 
 Our server loads BENCH_PLUGINS (storage.sqlite,graph.sql,http,auth.apikey,ratelimit: every
 request authenticated by API key and counted in Redis at BENCH_REDIS_URL,
-redis://127.0.0.1:6379/0). Environment: BENCH_WORKERS (2), BENCH_DURATION seconds per run (10),
+redis://127.0.0.1:6379/0), with BENCH_SERVE_ARGS added to its command line (e.g.
+--no-access-log). Environment: BENCH_WORKERS (2), BENCH_DURATION seconds per run (10),
 BENCH_ROUNDS (2), BENCH_ATTEMPTS (3), BENCH_WARMUP seconds (2), BENCH_THREADS (2),
 BENCH_CONNECTIONS (32), BENCH_OUTPUT (.benchmarks/http.json).
 Each route is measured ROUNDS times on each server,
@@ -146,6 +147,7 @@ def start_ours(workers: int, port: int, data_dir: Path) -> Server:
     command = [
         *butterflyfx_command(), "serve", "--config", str(config), "--host", "127.0.0.1",
         "--port", str(port), "--workers", str(workers), "--data-dir", str(data_dir),
+        *os.environ.get("BENCH_SERVE_ARGS", "").split(),
     ]  # fmt: skip
     server = _spawn(
         "ours", command, data_dir / "ours.log", _our_environment(), f"http://127.0.0.1:{port}"
