@@ -54,6 +54,7 @@ class ServerContext:
     _queries: QueryService | None = None
     _guard: Guard | None = None
     _listeners: list[Any] | None = None
+    _start_listeners: list[Any] | None = None
     storage_plugin: str | None = None
     graph_plugin: str | None = None
     states: dict[str, str] = field(default_factory=dict)
@@ -285,6 +286,22 @@ class ServerContext:
         if self._listeners is None:  # asked on every request: looked up once
             self._listeners = list(self.plugins.hook.butterflyfx_on_request.get_hookimpls())
         return self._listeners
+
+    def request_started(self, method: str, path: str, pool: str) -> None:
+        """Tell every ``on_request_started`` plugin a request arrived (synchronously: an
+        implementation that returns an awaitable is a mistake, logged); failures are logged."""
+        if self._start_listeners is None:
+            hook = self.plugins.hook.butterflyfx_on_request_started
+            self._start_listeners = list(hook.get_hookimpls())
+        for implementation in self._start_listeners:
+            try:
+                result = call(implementation, method=method, path=path, pool=pool, ctx=self)
+                if inspect.isawaitable(result):
+                    if inspect.iscoroutine(result):
+                        result.close()
+                    raise TypeError("butterflyfx_on_request_started must not be async")
+            except Exception:
+                log.exception("request_listener_failed", plugin=implementation.plugin_name)
 
     async def health(self) -> tuple[Status, dict[str, PluginHealth]]:
         """Each plugin's state: its health hook, else its store's health(), else its lifecycle."""

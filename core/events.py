@@ -9,7 +9,11 @@ from typing import Any
 
 SUBSTRATE_CREATED = "substrate.created"
 SUBSTRATE_DELETED = "substrate.deleted"
-SUBSTRATE_INVOKED = "substrate.invoked"
+SUBSTRATE_INVOKED = "substrate.invoked"  # succeeded; data: invocation_time_ms
+# The expression failed or hit a limit (never bad input: that is refused before it runs).
+# data: error_type (the kernel's, e.g. ZeroDivisionError, or EvaluationLimitExceeded),
+# limit (for a limit), invocation_time_ms; never the parameters or the message
+SUBSTRATE_INVOCATION_FAILED = "substrate.invocation_failed"
 SUBSTRATE_UPDATED = "substrate.updated"
 # data: source, target (identities as ints), relationship_type, bidirectional, weight
 RELATIONSHIP_CREATED = "relationship.created"

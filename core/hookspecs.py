@@ -144,7 +144,15 @@ def butterflyfx_commands() -> Mapping[str, Command] | None:
 
 @hookspec
 def butterflyfx_on_event(event: Event, ctx: ServerContext) -> Awaitable[None] | None:
-    """Hear about substrates created, deleted and invoked; must not raise. Rule: all."""
+    """Hear about substrates created, updated, deleted, invoked or failing to evaluate, and
+    relationships created and deleted; must not raise. Rule: all."""
+
+
+@hookspec
+def butterflyfx_on_request_started(method: str, path: str, pool: str, ctx: ServerContext) -> None:
+    """Hear that a request has arrived (``pool``: the one its path puts it in), before it
+    is served; exactly one ``butterflyfx_on_request`` follows for it. Synchronous, must be
+    quick and must not raise. Rule: all."""
 
 
 @hookspec

@@ -14,6 +14,8 @@ from butterflyfx.kernel import (
     DEFAULT_LIMITS,
     CompiledExpression,
     Division,
+    EvaluationError,
+    EvaluationLimitExceeded,
     ExpressionLanguage,
     InvalidSubstrateId,
     InvocationStats,
@@ -76,6 +78,17 @@ def parse_substrate_id(substrate_id: str, field_name: str = "substrate_id") -> i
         problem = problem_for(error, field_name)
         assert problem is not None
         raise ProblemError(problem) from None
+
+
+def failure_data(
+    error: EvaluationError | EvaluationLimitExceeded, elapsed_ms: float
+) -> dict[str, Any]:
+    """What a ``substrate.invocation_failed`` event tells: the kind of failure, never the
+    parameters or the message (which may quote them)."""
+    if isinstance(error, EvaluationLimitExceeded):
+        return {"error_type": type(error).__name__, "limit": error.limit,
+                "invocation_time_ms": elapsed_ms}  # fmt: skip
+    return {"error_type": error.error_type, "invocation_time_ms": elapsed_ms}
 
 
 def now() -> datetime:
@@ -280,13 +293,19 @@ class SubstrateService:
         substrate = await self.get(tenant, substrate_id)
         compiled = self.compiled(substrate)
         started = time.perf_counter()
-        ok = False
         try:
             result = compiled.invoke(dict(parameters))
-            ok = True
-        finally:
+        except BaseException as error:
             elapsed_ms = (time.perf_counter() - started) * 1000
-            self._count(tenant, substrate.identity, elapsed_ms, ok)
+            self._count(tenant, substrate.identity, elapsed_ms, False)
+            if isinstance(error, EvaluationError | EvaluationLimitExceeded):
+                await self.emit(
+                    events.Event(events.SUBSTRATE_INVOCATION_FAILED, tenant,
+                                 substrate.substrate_id, failure_data(error, elapsed_ms))
+                )  # fmt: skip
+            raise
+        elapsed_ms = (time.perf_counter() - started) * 1000
+        self._count(tenant, substrate.identity, elapsed_ms, True)
         await self.emit(
             events.Event(events.SUBSTRATE_INVOKED, tenant, substrate.substrate_id,
                          {"invocation_time_ms": elapsed_ms})

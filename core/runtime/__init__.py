@@ -24,6 +24,7 @@ from .connections import (
     Clock,
     Connection,
     ConnectionTracker,
+    CountWatcher,
 )
 from .requests import LatencyHistogram, RequestStats
 
@@ -37,6 +38,7 @@ __all__ = [
     "STATES",
     "Connection",
     "ConnectionTracker",
+    "CountWatcher",
     "LatencyHistogram",
     "RequestStats",
     "ServerRuntime",

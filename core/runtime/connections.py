@@ -13,7 +13,8 @@ hangs up between requests; :meth:`ConnectionTracker.sweep` closes connections id
 longer than the timeout instead, which is when Hypercorn closes them too.
 
 Every lookup and transition is a dict operation: O(1). The sweep looks only at the
-connections it closes (idle ones are kept oldest first).
+connections it closes (idle ones are kept oldest first). A watcher (:meth:`watch`, the
+metrics plugin's gauges) hears each count that changes, as it changes.
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 from typing import Any
 
+import structlog
+
 # The seed's spirals and layers: pool i is "spiral_i", state j is layer j + 1.
 POOLS: tuple[str, ...] = ("http", "websocket", "api", "admin")
 STATES: tuple[str, ...] = ("new", "handshake", "active", "idle", "closing", "closed", "archived")
@@ -33,6 +36,9 @@ OPEN_STATES = frozenset(STATES[:5])
 KEEP_ALIVE_MAX_REQUESTS = 1000
 
 Clock = Callable[[], float]
+# Told (pool, state, how many connections of the pool are in that state now).
+CountWatcher = Callable[[str, str, int], None]
+log = structlog.get_logger("butterflyfx")
 
 
 @dataclass(slots=True, eq=False)
@@ -87,6 +93,7 @@ class ConnectionTracker:
         self._created = dict.fromkeys(POOLS, 0)
         self._ended = dict.fromkeys(POOLS, 0)
         self._refused = dict.fromkeys(POOLS, 0)
+        self._watchers: tuple[CountWatcher, ...] = ()
 
     # -- lookups -------------------------------------------------------------------------
     def get(self, key: Hashable) -> Connection | None:
@@ -96,6 +103,20 @@ class ConnectionTracker:
     @property
     def open_count(self) -> int:
         return len(self._open)
+
+    def watch(self, watcher: CountWatcher) -> Callable[[], None]:
+        """Call ``watcher(pool, state, count)`` now for every pool and state, then each time
+        one of those counts changes (sweeps included), synchronously: it must be quick.
+        Returns the function that stops it. A watcher that raises is logged and kept."""
+        self._watchers = (*self._watchers, watcher)
+        for pool, counts in self._counts.items():
+            for state, count in counts.items():
+                self._tell(watcher, pool, state, count)
+
+        def stop() -> None:
+            self._watchers = tuple(w for w in self._watchers if w is not watcher)
+
+        return stop
 
     # -- transitions ---------------------------------------------------------------------
     def begin(
@@ -114,7 +135,7 @@ class ConnectionTracker:
                 return None
             connection = Connection(key, address, pool, "new", now, now)
             self._open[key] = connection
-            self._counts[pool]["new"] += 1
+            self._count(pool, "new", 1)
             self._created[pool] += 1
         else:
             self._open.move_to_end(key)
@@ -175,9 +196,24 @@ class ConnectionTracker:
         return swept
 
     def _move(self, connection: Connection, state: str, pool: str, now: float) -> None:
-        self._counts[connection.pool][connection.state] -= 1
-        self._counts[pool][state] += 1
+        was_pool, was_state = connection.pool, connection.state
         connection.pool, connection.state, connection.changed_at = pool, state, now
+        if (was_pool, was_state) != (pool, state):
+            self._count(was_pool, was_state, -1)
+            self._count(pool, state, 1)
+
+    def _count(self, pool: str, state: str, change: int) -> None:
+        counts = self._counts[pool]
+        counts[state] += change
+        for watcher in self._watchers:
+            self._tell(watcher, pool, state, counts[state])
+
+    @staticmethod
+    def _tell(watcher: CountWatcher, pool: str, state: str, count: int) -> None:
+        try:
+            watcher(pool, state, count)
+        except Exception:  # a watcher's bug must not break the request that moved
+            log.exception("connection_watcher_failed", pool=pool, state=state)
 
     def _close(self, connection: Connection, pool: str, now: float) -> None:
         del self._open[connection.key]
@@ -191,11 +227,11 @@ class ConnectionTracker:
 
     def _file(self, connection: Connection, now: float) -> None:
         if self._archive_size == 0:
-            self._counts[connection.pool]["closed"] -= 1
+            self._count(connection.pool, "closed", -1)
             return
         if len(self._archive) >= self._archive_size:
             oldest = self._archive.popleft()
-            self._counts[oldest.pool]["archived"] -= 1
+            self._count(oldest.pool, "archived", -1)
         self._move(connection, "archived", connection.pool, now)
         self._archive.append(connection)
 

@@ -41,8 +41,9 @@ _HTTP1 = frozenset({"1.0", "1.1"})
 
 class Edge:
     """Stamp ``X-Request-ID`` on every response; refuse a ``Content-Length`` over the limit
-    and a connection over ``max_connections``; track each request's connection; once the
-    response is sent, count it and report it (``ctx.observe``) to plugins that watch."""
+    and a connection over ``max_connections``; track each request's connection; tell
+    plugins that watch when a request starts (``ctx.request_started``) and, once its
+    response is sent, count it and report it (``ctx.observe``): one report per start."""
 
     def __init__(self, app: ASGIApp, max_body_bytes: int, ctx: ServerContext | None = None) -> None:
         self.app = app
@@ -73,19 +74,18 @@ class Edge:
         request_id = choose_request_id(given)
         scope[SCOPE_KEY] = request_id
         stamp = (_REQUEST_ID, request_id.encode())
-        pool = path_pool(scope)
+        started_pool = pool = path_pool(scope)
         runtime = self.runtime
         connection: Connection | None = None
         refused = False
-        if runtime is not None:
-            runtime.requests.started()
-            key = connection_key(scope)
-            if key is not None:
-                connection = runtime.connections.begin(key, address_of(key), pool)
-                refused = connection is None
         status = 500  # what the client got if the app fails before it answers
         closes = asks_to_close(scope.get("http_version", "1.1"), asked)
         answered = False
+        if self.ctx is not None:
+            # From here on the finally below reports the request, exactly once.
+            if runtime is not None:
+                runtime.requests.started()
+            self.ctx.request_started(scope.get("method", "GET"), scope.get("path", ""), pool)
 
         async def send_edge(message: dict[str, Any]) -> None:
             nonlocal status, closes, answered
@@ -110,6 +110,11 @@ class Edge:
             return message
 
         try:
+            if runtime is not None:
+                key = connection_key(scope)
+                if key is not None:
+                    connection = runtime.connections.begin(key, address_of(key), pool)
+                    refused = connection is None
             if refused:
                 await self._refuse_connection(scope, send_edge)
             elif length is not None and self._too_long(length):
@@ -118,15 +123,18 @@ class Edge:
                 await self.app(scope, receive_edge if connection else receive, send_edge)
         finally:
             pool = scope.get(POOL_KEY) or pool
-            if connection is not None:
-                if scope.get("http_version") in _HTTP1:  # Hypercorn closes after this many
-                    closes = closes or connection.requests >= KEEP_ALIVE_MAX_REQUESTS
-                runtime.connections.end(connection, pool, close=closes)  # type: ignore[union-attr]
-            if self.ctx is not None:
-                record = _record(scope, status, started, self.ctx.worker_id, pool)
-                if runtime is not None:
-                    runtime.requests.finished(record.duration_ms, status)
-                await self.ctx.observe(record)
+            try:
+                if connection is not None:
+                    if scope.get("http_version") in _HTTP1:  # Hypercorn closes after this many
+                        closes = closes or connection.requests >= KEEP_ALIVE_MAX_REQUESTS
+                    runtime.connections.end(connection, pool, close=closes)  # type: ignore[union-attr]
+            finally:
+                if self.ctx is not None:
+                    worker = self.ctx.worker_id
+                    record = _record(scope, status, started, worker, pool, started_pool)
+                    if runtime is not None:
+                        runtime.requests.finished(record.duration_ms, status)
+                    await self.ctx.observe(record)
 
     async def _websocket(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         """Track a WebSocket's connection: ``handshake`` until accepted, closed with it."""
@@ -240,7 +248,7 @@ def path_pool(scope: dict[str, Any]) -> str:
 
 
 def _record(
-    scope: dict[str, Any], status: int, started: float, worker: str, pool: str
+    scope: dict[str, Any], status: int, started: float, worker: str, pool: str, started_pool: str
 ) -> RequestRecord:
     principal = scope.get(PRINCIPAL_KEY)
     client = scope.get("client")
@@ -256,4 +264,5 @@ def _record(
         client=client[0] if client else None,
         pool=pool,
         worker=worker,
+        started_pool=started_pool,
     )

@@ -1,9 +1,13 @@
 """``metrics``: Prometheus metrics at ``GET /api/v1/metrics`` and ``GET /metrics``.
 
-Counted from what the server reports: every request served (``butterflyfx_on_request``:
-method, route template, status, duration) and substrate invocations (``butterflyfx_on_event``);
-the store's substrates and relationships are counted when scraped. No series carries a
-tenant, and routes are templates (``/api/v1/substrates/<substrate_id>``), never paths.
+Counted from what the server reports: every request started and served
+(``butterflyfx_on_request_started`` and ``butterflyfx_on_request``: requests in flight;
+method, route template, status, duration), substrate invocations and failed evaluations
+(``butterflyfx_on_event``: ``substrate.invoked``, ``substrate.invocation_failed``), and
+the worker's connections by pool and state (the tracker of ``core/runtime`` tells each
+count as it changes); the store's substrates and relationships are counted when scraped.
+No series carries a tenant, and routes are templates
+(``/api/v1/substrates/<substrate_id>``), never paths.
 
 Config section ``[metrics]``::
 
@@ -16,6 +20,11 @@ first import from ``PROMETHEUS_MULTIPROC_DIR``, so this plugin sets that variabl
 it imports the library (lazily, at start-up). Any start removes the folders of earlier
 runs that no running process holds (see ``run_folder``). With one worker the series live
 in this process's memory.
+
+The two gauges (in flight, connections) are kept current by each worker as things happen,
+not read when scraped: a scrape is answered by one worker, which cannot read the others'
+trackers, while every worker's gauge files are summed ("livesum": a worker's values leave
+with it). One worker or several, the same code path.
 """
 
 from __future__ import annotations
@@ -24,11 +33,12 @@ import os
 import weakref
 from typing import TYPE_CHECKING, Any
 
-from butterflyfx.core.events import SUBSTRATE_INVOKED, Event
+from butterflyfx.core.events import SUBSTRATE_INVOCATION_FAILED, SUBSTRATE_INVOKED, Event
 from butterflyfx.core.health import PluginHealth
 from butterflyfx.core.hookspecs import hookimpl
 from butterflyfx.core.observe import RequestRecord
 from butterflyfx.core.plugins import PluginError
+from butterflyfx.core.runtime import runtime_of
 
 from .settings import SECTION, MetricsSettings
 
@@ -81,7 +91,9 @@ def butterflyfx_startup(ctx: ServerContext) -> None:
             f"{MULTIPROC_VARIABLE}, so each of the {ctx.settings.workers} workers would count "
             "alone; do not import it before the server starts, or run one worker"
         )
-    _running[id(ctx)] = (weakref.ref(ctx), Instruments(folder))
+    instruments = Instruments(folder)
+    instruments.follow(runtime_of(ctx).connections)
+    _running[id(ctx)] = (weakref.ref(ctx), instruments)
 
 
 @hookimpl
@@ -101,6 +113,13 @@ def butterflyfx_routes(app: Any, ctx: ServerContext) -> None:
 
 
 @hookimpl
+def butterflyfx_on_request_started(pool: str, ctx: ServerContext) -> None:
+    instruments = instruments_of(ctx)
+    if instruments is not None:
+        instruments.started(pool)
+
+
+@hookimpl
 def butterflyfx_on_request(record: RequestRecord, ctx: ServerContext) -> None:
     instruments = instruments_of(ctx)
     if instruments is not None:
@@ -109,10 +128,13 @@ def butterflyfx_on_request(record: RequestRecord, ctx: ServerContext) -> None:
 
 @hookimpl
 def butterflyfx_on_event(event: Event, ctx: ServerContext) -> None:
+    instruments = instruments_of(ctx)
+    if instruments is None:
+        return
     if event.kind == SUBSTRATE_INVOKED:
-        instruments = instruments_of(ctx)
-        if instruments is not None:
-            instruments.invoked()
+        instruments.invoked()
+    elif event.kind == SUBSTRATE_INVOCATION_FAILED:
+        instruments.invocation_failed()
 
 
 @hookimpl

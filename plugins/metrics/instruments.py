@@ -1,4 +1,5 @@
-"""The series, fed by request records and events, rendered for Prometheus.
+"""The series, fed by request records, events and the connection tracker, rendered for
+Prometheus.
 
 This module imports prometheus-client, which picks single- or multiprocess mode once, at
 its first import, from ``PROMETHEUS_MULTIPROC_DIR``: import it only after the plugin has
@@ -8,7 +9,7 @@ set that variable (see ``__init__``).
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,7 @@ from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
     Counter,
+    Gauge,
     Histogram,
     generate_latest,
     values,
@@ -24,13 +26,11 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
 
 from butterflyfx.core.observe import RequestRecord
+from butterflyfx.core.runtime import POOLS, STATES, ConnectionTracker
 
 from .store_counts import StoreCounts
 
 UNMATCHED = "unmatched"  # the route of a request no route matched (a 404 for any path)
-# The template of the invoke route. No event reports a failed invocation (the service
-# counts it, then the error becomes a 422), so evaluation errors are its 422 answers.
-INVOKE_ROUTE = "/api/v1/substrates/<substrate_id>/invoke"
 # A client may send any method; others share one label so they cannot add series.
 METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
@@ -72,11 +72,32 @@ class Instruments:
             registry=own,
         )  # fmt: skip
         self.evaluation_errors = Counter(
-            "butterflyfx_evaluation_errors", "Invocations answered 422: the expression "
-            "failed or hit a limit, or the parameters were not valid", registry=own,
+            "butterflyfx_evaluation_errors", "Invocations whose expression failed or hit a "
+            "limit (substrate.invocation_failed events)", registry=own,
         )  # fmt: skip
+        # Gauges: "livesum" adds up the live workers' values (a worker's go with it).
+        self.in_flight = Gauge(
+            "butterflyfx_http_requests_in_flight", "HTTP requests received and not yet "
+            "answered, by the pool their path puts them in (admin routes count under api)",
+            ("pool",), registry=own, multiprocess_mode="livesum",
+        )  # fmt: skip
+        self.connections = Gauge(
+            "butterflyfx_connections", "Client connections by pool and state now (closed: "
+            "since the last sweep; archived: kept in the ring)", ("pool", "state"),
+            registry=own, multiprocess_mode="livesum",
+        )  # fmt: skip
+        self._by_pool_state = {
+            (pool, state): self.connections.labels(pool, state)
+            for pool in POOLS
+            for state in STATES
+        }
+        self._unfollow: Callable[[], None] | None = None
+
+    def started(self, pool: str) -> None:
+        self.in_flight.labels(pool).inc()
 
     def observe(self, record: RequestRecord) -> None:
+        self.in_flight.labels(record.started_pool or record.pool).dec()
         method = record.method if record.method in METHODS else "other"
         route = record.route or UNMATCHED
         self.requests.labels(method, route, str(record.status)).inc()
@@ -85,11 +106,20 @@ class Instruments:
             self.auth_failures.inc()
         elif record.status == 429:
             self.rate_limit_refusals.inc()
-        elif record.status == 422 and route == INVOKE_ROUTE:
-            self.evaluation_errors.inc()
 
     def invoked(self) -> None:
         self.invocations.inc()
+
+    def invocation_failed(self) -> None:
+        self.evaluation_errors.inc()
+
+    def follow(self, tracker: ConnectionTracker) -> None:
+        """Keep ``butterflyfx_connections`` equal to the tracker's counts, as they change:
+        each worker writes its own, so a scrape from any worker sums them all."""
+        self._unfollow = tracker.watch(self._connections_now)
+
+    def _connections_now(self, pool: str, state: str, count: int) -> None:
+        self._by_pool_state[pool, state].set(count)
 
     def exposition(self, store: StoreCounts | None) -> bytes:
         """Every process's series and the store's counts, in the text format."""
@@ -107,6 +137,9 @@ class Instruments:
 
     def close(self) -> None:
         """This process is done: drop its live gauges (counters stay: they are history)."""
+        unfollow, self._unfollow = self._unfollow, None
+        if unfollow is not None:
+            unfollow()
         if self.folder is not None:
             mark_process_dead(os.getpid(), str(self.folder))
 

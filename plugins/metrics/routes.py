@@ -30,9 +30,10 @@ def metrics_blueprint(
     async def metrics() -> Response:
         """Prometheus metrics, in the text exposition format.
 
-        Requests by route template and status, latency, invocations, evaluation errors,
-        auth failures, rate-limit refusals, the store's size. Needs the admin scope unless
-        ``[metrics] public`` is true.
+        Requests by route template and status, latency, requests in flight, connections
+        by pool and state, invocations, evaluation errors, auth failures, rate-limit
+        refusals, the store's size. Needs the admin scope unless ``[metrics] public`` is
+        true.
         """
         instruments = instruments_of()
         if instruments is None:

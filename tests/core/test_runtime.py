@@ -271,3 +271,68 @@ def test_closed_connections_stay_bounded_even_when_no_sweep_runs():
     assert counts["closed"] + counts["archived"] <= 2 * 4
     assert len(connections.recent(1000)) == counts["closed"] + counts["archived"]
     assert connections.pool_totals("http")["total_closed"] == 100
+
+
+class Mirror:
+    """A watcher keeping its own copy of the counts, as the metrics plugin's gauges do."""
+
+    def __init__(self) -> None:
+        self.counts: dict[tuple[str, str], int] = {}
+        self.told = 0
+
+    def __call__(self, pool: str, state: str, count: int) -> None:
+        self.counts[pool, state] = count
+        self.told += 1
+
+    def of(self, pool: str) -> dict[str, int]:
+        return {s: n for (p, s), n in self.counts.items() if p == pool and n}
+
+
+def test_a_watcher_sees_every_count_as_it_changes_sweeps_and_pool_moves_included():
+    clock = Clock()
+    connections = tracker(clock, timeout=5.0, archive_size=1)
+    mirror = Mirror()
+    stop = connections.watch(mirror)
+    assert mirror.counts == {(p, s): 0 for p in POOLS for s in STATES}  # told at once
+
+    def same() -> None:
+        for pool in POOLS:
+            assert mirror.of(pool) == states(connections, pool)
+
+    ops = connections.begin(key(7001), "x:7001", "api")
+    assert ops is not None
+    same()
+    connections.end(ops, "admin")  # it was an admin route: the connection moves pools
+    same()
+    assert mirror.of("admin") == {"idle": 1} and mirror.of("api") == {}
+    clock.now += 6
+    connections.sweep()  # idle past the timeout: closed
+    same()
+    for port in (7002, 7003):  # two closed, the ring holds one: the older leaves it
+        conn = connections.begin(key(port), f"x:{port}", "http")
+        assert conn is not None
+        connections.closing(conn)
+        connections.end(conn)
+        same()
+    connections.sweep()
+    same()
+    assert mirror.of("admin") == {} and mirror.of("http") == {"archived": 1}
+
+    stop()
+    told = mirror.told
+    connections.begin(key(7004), "x:7004", "http")
+    assert mirror.told == told  # stopped: hears nothing more
+
+
+def test_a_watcher_that_fails_is_logged_and_the_connection_still_moves():
+    connections = tracker(Clock())
+    mirror = Mirror()
+
+    def broken(pool: str, state: str, count: int) -> None:
+        raise RuntimeError("a bug in a watcher")
+
+    connections.watch(broken)
+    connections.watch(mirror)
+    conn = connections.begin(key(7005), "x:7005", "api")
+    assert conn is not None and conn.state == "active"
+    assert mirror.of("api") == {"active": 1}

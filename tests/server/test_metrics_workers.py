@@ -1,15 +1,20 @@
 """`butterflyfx serve --workers 2` with the metrics plugin: a scrape, whichever worker
-answers it, counts the requests both workers served, exactly (prometheus-client's
-multiprocess mode: one folder of files per run, under the data folder)."""
+answers it, counts the requests both workers served, exactly, and the connections both
+hold now (prometheus-client's multiprocess mode: one folder of files per run, under the
+data folder; live gauges summed over the workers alive)."""
 
 from __future__ import annotations
 
+import http.client
 import json
 import signal
+import socket
+from collections.abc import Collection
 from pathlib import Path
 
 from metrics_sockets import exchange
 from prometheus_client.parser import text_string_to_metric_families
+from ratelimit_sockets import connection_to
 from server_process import START_DEADLINE, wait_for
 
 PLUGINS = {"BUTTERFLYFX_PLUGINS": "storage.sqlite,graph.sql,http,metrics"}
@@ -28,12 +33,36 @@ def counts(text: str) -> dict[str, dict[tuple[str, ...], float]]:
     return found
 
 
+def in_use(metrics: dict[str, dict[tuple[str, ...], float]]) -> tuple[float | None, ...]:
+    """Idle and active connections of the api pool, and its requests in flight."""
+    connections = metrics["butterflyfx_connections"]  # labels in name order: pool, state
+    in_flight = metrics["butterflyfx_http_requests_in_flight"]
+    return (
+        connections.get(("api", "idle")),
+        connections.get(("api", "active")),
+        in_flight.get(("api",)),
+    )
+
+
+def kept_alive(port: int, worker: int, workers: Collection[int]) -> socket.socket:
+    """A connection to ``worker`` that served one request and stays open, idle."""
+    conn = connection_to(port, worker, workers)
+    conn.sendall(b"GET /api/v1/health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+    response = http.client.HTTPResponse(conn, method="GET")
+    response.begin()
+    response.read()
+    assert response.status == 200 and response.getheader("Connection") != "close"
+    return conn
+
+
 def test_either_worker_reports_the_requests_both_workers_served(butterflyfx, tmp_path):
     data = tmp_path / "d"
     earlier = data / "metrics" / "4242-1700000000"  # left by a server that is gone
     earlier.mkdir(parents=True)
     (earlier / "counter_4242.db").write_bytes(b"\0" * 16)
-    server = butterflyfx.start("--workers", "2", "--data-dir", str(data), env=PLUGINS).wait_ready()
+    server = butterflyfx.start(
+        "--workers", "2", "--data-dir", str(data), "--timeout", "600", env=PLUGINS
+    ).wait_ready()  # idle connections live long enough for the story, however slow
     workers = wait_for(
         lambda: len(ready := {e["pid"] for e in server.events("worker_ready")}) == 2 and ready,
         START_DEADLINE, "two workers ready",
@@ -66,6 +95,16 @@ def test_either_worker_reports_the_requests_both_workers_served(butterflyfx, tmp
         assert duration[("POST", "/api/v1/substrates")] == CREATIONS
         assert metrics["butterflyfx_substrates"] == {("storage.sqlite",): CREATIONS}
         assert metrics["butterflyfx_relationships"] == {("storage.sqlite",): 0}
+
+    # Each worker holds one idle keep-alive connection: a scrape from either sees both, and
+    # itself, the only request in flight, on the one active connection.
+    held = [kept_alive(port, worker, workers) for worker in turns]
+    try:  # a worker files its connection as idle just after answering: wait for both
+        wait_for(lambda: in_use(scrape(turns[0])) == (2, 1, 1), START_DEADLINE, "two idle")
+        assert in_use(scrape(turns[1])) == in_use(scrape(turns[0])) == (2, 1, 1)
+    finally:
+        for conn in held:
+            conn.close()
 
     with server.client() as client:
         health = client.get("/api/v1/health").json()["plugins"]["metrics"]
