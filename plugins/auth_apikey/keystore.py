@@ -74,7 +74,7 @@ class KeyStore:
             # Made here, owner-only: the file holds digests, but nobody else needs to read them.
             os.close(os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600))
             writer = await self._connect(opened)
-            mode = list(await writer.execute_fetchall("PRAGMA journal_mode = WAL"))[0][0]
+            mode = await switch_to_wal(writer, self.busy_timeout_ms)
             if str(mode).lower() != "wal":
                 raise KeyStoreError(f"WAL mode is not available (journal mode is {mode})")
             await writer.execute("BEGIN IMMEDIATE")
@@ -250,3 +250,26 @@ class KeyStore:
             "SELECT COUNT(*) - COUNT(revoked_at), COUNT(revoked_at) FROM api_keys"
         )
         return int(rows[0][0]), int(rows[0][1])
+
+
+async def switch_to_wal(db: aiosqlite.Connection, busy_timeout_ms: int) -> str:
+    """``PRAGMA journal_mode = WAL``, retried while another process holds the write lock.
+
+    Switching a new file (still in rollback mode) upgrades a read lock to write the
+    header; while another process holds the write lock SQLite answers SQLITE_BUSY at once
+    rather than wait (waiting could deadlock), so the busy timeout never applies: wait
+    here instead, up to that timeout. Servers starting together on one new file race here.
+    """
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + busy_timeout_ms / 1000
+    pause = 0.001
+    while True:
+        try:
+            rows = await db.execute_fetchall("PRAGMA journal_mode = WAL")
+            return str(list(rows)[0][0])
+        except sqlite3.OperationalError as error:
+            busy = error.sqlite_errorcode & 0xFF == sqlite3.SQLITE_BUSY  # any BUSY_*
+            if not busy or loop.time() >= deadline:
+                raise
+        await asyncio.sleep(pause)
+        pause = min(pause * 2, 0.05)

@@ -117,7 +117,7 @@ class UserStore:
         os.close(os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600))
         writer = await self._connect()
         try:
-            await writer.execute("PRAGMA journal_mode = WAL")
+            await switch_to_wal(writer, self.busy_timeout_ms)
             self._writer, self._lock = writer, asyncio.Lock()
             async with self._transaction() as db:
                 version = list(await db.execute_fetchall("PRAGMA user_version"))[0][0]
@@ -216,3 +216,26 @@ class UserStore:
                 "UPDATE users SET password_hash = ? WHERE name = ? AND password_hash = ?",
                 (new_hash, name, old_hash),
             )
+
+
+async def switch_to_wal(db: aiosqlite.Connection, busy_timeout_ms: int) -> str:
+    """``PRAGMA journal_mode = WAL``, retried while another process holds the write lock.
+
+    Switching a new file (still in rollback mode) upgrades a read lock to write the
+    header; while another process holds the write lock SQLite answers SQLITE_BUSY at once
+    rather than wait (waiting could deadlock), so the busy timeout never applies: wait
+    here instead, up to that timeout. Servers starting together on one new file race here.
+    """
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + busy_timeout_ms / 1000
+    pause = 0.001
+    while True:
+        try:
+            rows = await db.execute_fetchall("PRAGMA journal_mode = WAL")
+            return str(list(rows)[0][0])
+        except sqlite3.OperationalError as error:
+            busy = error.sqlite_errorcode & 0xFF == sqlite3.SQLITE_BUSY  # any BUSY_*
+            if not busy or loop.time() >= deadline:
+                raise
+        await asyncio.sleep(pause)
+        pause = min(pause * 2, 0.05)
