@@ -36,11 +36,13 @@ from butterflyfx.core.graph_search import (
     ways,
     weight_of,
 )
+from butterflyfx.core.relational import KEY_OFFSET
+from butterflyfx.core.relational import identity_key as key_of
 from butterflyfx.core.store import SqlDatabase
 from butterflyfx.kernel import Relationship, parse_timestamp
 
 from . import statements
-from .statements import CHUNK, KEY_OFFSET, key_of
+from .statements import CHUNK
 
 DIALECTS = ("sqlite", "postgresql")
 FIRST_ROWS = 1024  # the row limit of a walk's first run (a traversal's: 4 x (limit + 1))

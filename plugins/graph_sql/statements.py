@@ -16,8 +16,6 @@ from functools import lru_cache
 
 from butterflyfx.core.graph import GraphDirection
 
-KEY_OFFSET = 2**63
-MAX_IDENTITY = 2**64 - 1
 # Nodes per IN list: far below SQLite's 32,766 and PostgreSQL's 65,535 parameters.
 CHUNK = 500
 
@@ -38,11 +36,6 @@ RELATIONSHIP_COLUMNS = (
     "e.source_key, e.target_key, e.relationship_type, e.bidirectional, e.weight, "
     "e.metadata, e.created_at"
 )
-
-
-def key_of(identity: int) -> int | None:
-    """The stored key of an identity, or None for a number no identity can have."""
-    return identity - KEY_OFFSET if 0 <= identity <= MAX_IDENTITY else None
 
 
 def _marks(count: int) -> str:

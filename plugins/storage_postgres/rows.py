@@ -1,30 +1,37 @@
 """How a substrate or a relationship becomes a row and back, and the SQL that moves rows.
 
-The row formats are ``storage.sqlite``'s: ``identity_key`` = ``identity - 2**63``, JSON
-text metadata, ISO 8601 text times in UTC to the second. Parameters are asyncpg's
+The row format is the shared one in :mod:`butterflyfx.core.relational`. Parameters are asyncpg's
 ``$n``; batches travel as arrays through ``unnest`` so a batch is one statement.
 """
 
 from __future__ import annotations
 
-import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
 
-from butterflyfx.kernel import (
-    JSONValue,
-    Relationship,
-    Substrate,
-    format_timestamp,
-    parse_timestamp,
+from butterflyfx.core.relational import (  # re-exported: the store reads them from here
+    COLUMNS,
+    KEY_OFFSET,
+    MAX_IDENTITY,
+    RELATIONSHIP_COLUMNS,
+    RELATIONSHIP_PARAMETERS,
+    identity_key,
+    metadata_text,
+    relationship_from_row,
+    relationship_values,
+    substrate_from_row,
+    substrate_values,
+    written_relationship,
 )
 
-KEY_OFFSET = 2**63
-MAX_IDENTITY = 2**64 - 1
+__all__ = [
+    "ADD_INVOCATIONS", "COLUMNS", "INSERT_MANY", "INSERT_RELATIONSHIPS", "KEY_OFFSET",
+    "MAX_IDENTITY", "RELATIONSHIP_COLUMNS", "RELATIONSHIP_PARAMETERS", "SELECT",
+    "SELECT_RELATIONSHIP", "columns", "identity_key", "metadata_text",
+    "relationship_from_row", "relationship_values", "substrate_from_row",
+    "substrate_values", "written_relationship",
+]  # fmt: skip
 
-COLUMNS = (
-    "expression_type, expression_code, identity_key, metadata, created_at, updated_at, version"
-)
 SELECT = f"SELECT {COLUMNS} FROM substrates"
 # Parameters: tenant, then arrays in COLUMNS order. RETURNING names the rows inserted.
 INSERT_MANY = f"""
@@ -55,12 +62,6 @@ ON CONFLICT (tenant, identity_key) DO UPDATE SET
     END
 """
 
-RELATIONSHIP_COLUMNS = (
-    "source_key, target_key, relationship_type, bidirectional, weight, metadata, created_at"
-)
-RELATIONSHIP_PARAMETERS = (
-    "source", "target", "type", "bidirectional", "weight", "metadata", "created_at"
-)  # fmt: skip
 SELECT_RELATIONSHIP = f"SELECT {RELATIONSHIP_COLUMNS} FROM relationships"
 # Parameters: tenant, then arrays of keys and RELATIONSHIP_PARAMETERS. Only rows whose two
 # ends exist go in; RETURNING names the rows inserted.
@@ -75,81 +76,6 @@ WHERE EXISTS (SELECT 1 FROM substrates WHERE tenant = $1 AND identity_key = r.so
 ON CONFLICT (tenant, identity_key) DO NOTHING
 RETURNING identity_key
 """
-
-
-def identity_key(identity: int) -> int | None:
-    """The stored key of an identity, or None for a number no identity can have."""
-    return identity - KEY_OFFSET if 0 <= identity <= MAX_IDENTITY else None
-
-
-def metadata_text(metadata: Mapping[str, JSONValue]) -> str:
-    # ensure_ascii: a lone surrogate or a NUL becomes a \u escape, which PostgreSQL text
-    # can hold (it holds neither character itself).
-    return json.dumps(dict(metadata), ensure_ascii=True, allow_nan=False, separators=(",", ":"))
-
-
-def substrate_values(substrate: Substrate) -> tuple[Any, ...]:
-    """The values of COLUMNS for one substrate."""
-    key = identity_key(substrate.identity)
-    if key is None:
-        raise ValueError(f"identity {substrate.identity} is not a 64-bit unsigned integer")
-    return (
-        substrate.expression_type,
-        substrate.expression_code,
-        key,
-        metadata_text(substrate.metadata),
-        format_timestamp(substrate.created_at),
-        format_timestamp(substrate.updated_at),
-        substrate.version,
-    )
-
-
-def substrate_from_row(row: Sequence[Any]) -> Substrate:
-    expression_type, code, key, metadata, created_at, updated_at, version = row
-    return Substrate(
-        expression_type,
-        code,
-        key + KEY_OFFSET,
-        json.loads(metadata),
-        parse_timestamp(created_at),
-        parse_timestamp(updated_at),
-        version,
-    )
-
-
-def relationship_values(relationship: Relationship, source: int, target: int) -> dict[str, Any]:
-    """The row of one relationship by name; ``source`` and ``target`` are keys."""
-    key = identity_key(relationship.identity)
-    assert key is not None  # a relationship identity is a 64-bit digest
-    weight = relationship.weight
-    return {
-        "key": key,
-        "source": source,
-        "target": target,
-        "type": relationship.relationship_type,
-        "bidirectional": 1 if relationship.bidirectional else 0,
-        "weight": None if weight is None else float(weight),
-        "metadata": metadata_text(relationship.metadata),
-        "created_at": format_timestamp(relationship.created_at),
-    }
-
-
-def relationship_from_row(row: Sequence[Any]) -> Relationship:
-    source, target, relationship_type, bidirectional, weight, metadata, created_at = row
-    return Relationship(
-        source + KEY_OFFSET,
-        target + KEY_OFFSET,
-        relationship_type,
-        bool(bidirectional),
-        None if weight is None else float(weight),
-        json.loads(metadata),
-        parse_timestamp(created_at),
-    )
-
-
-def written_relationship(values: Mapping[str, Any]) -> Relationship:
-    """What a later read returns for the row ``relationship_values`` made."""
-    return relationship_from_row([values[name] for name in RELATIONSHIP_PARAMETERS])
 
 
 def columns(rows: Sequence[Sequence[Any]], width: int) -> list[list[Any]]:
