@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import re
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -115,9 +115,15 @@ class LoadedConfig:
     raw: dict[str, Any]
     sections: dict[str, BaseModel] = field(default_factory=dict)
     from_environment: dict[tuple[str, str], str] = field(default_factory=dict)
+    # Plugins whose section says ``required = false``: one that fails to load or to start
+    # is left out, and the server runs without it (reported down in readiness).
+    optional: frozenset[str] = frozenset()
 
     def section(self, name: str) -> BaseModel | None:
         return self.sections.get(name)
+
+    def required(self, plugin: str) -> bool:
+        return plugin not in self.optional
 
 
 def _env_value(text: str) -> Any:
@@ -206,7 +212,54 @@ def read_config(
         if value is not None:
             server_raw[key] = value
     server = validate_model(ServerSettings, server_raw, source, "server", origins)
-    return LoadedConfig(source, list(plugins), server, raw, from_environment=origins)
+    optional = _take_required_flags(raw, plugins, source, origins)
+    return LoadedConfig(
+        source, list(plugins), server, raw, from_environment=origins, optional=optional
+    )
+
+
+REQUIRED_KEY = "required"
+_BOOLEAN_WORDS = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
+
+
+def _take_required_flags(
+    raw: dict[str, Any], plugins: list[str], source: str, origins: Mapping[tuple[str, str], str]
+) -> frozenset[str]:
+    """Remove every plugin section's ``required`` key (the core's, not the plugin's: its
+    model never sees it) and return the plugins it marks optional."""
+    optional: set[str] = set()
+    for name in plugins:
+        *parents, last = name.split(".")
+        chain: list[dict[str, Any]] = [raw]
+        for part in parents:
+            child = chain[-1].get(part)
+            if not isinstance(child, dict):
+                break
+            chain.append(child)
+        if len(chain) != len(parents) + 1:
+            continue
+        table = chain[-1]
+        values = table.get(last)
+        if not isinstance(values, dict) or REQUIRED_KEY not in values:
+            continue
+        value = values.pop(REQUIRED_KEY)
+        if isinstance(value, str):
+            value = _BOOLEAN_WORDS.get(value.strip().lower(), value)
+        if not isinstance(value, bool):
+            message = "must be true or false"
+            variable = origins.get((name, REQUIRED_KEY))
+            if variable is not None:
+                message += f" (set by environment variable {variable})"
+            raise ConfigError(source, name, REQUIRED_KEY, message)
+        if not values:  # a section that only said `required`: as if it were not there
+            del table[last]
+            for parent, part in zip(reversed(chain[:-1]), reversed(parents), strict=True):
+                if parent[part]:
+                    break
+                del parent[part]
+        if not value:
+            optional.add(name)
+    return frozenset(optional)
 
 
 def validate_model(
@@ -231,8 +284,13 @@ def validate_model(
         raise ConfigError(source, section, key, message) from None
 
 
-def validate_sections(config: LoadedConfig, models: Mapping[str, type[BaseModel]]) -> None:
-    """Check each plugin's section with its model, and refuse sections nobody owns."""
+def validate_sections(
+    config: LoadedConfig,
+    models: Mapping[str, type[BaseModel]],
+    unchecked: Collection[str] = (),
+) -> None:
+    """Check each plugin's section with its model, and refuse sections nobody owns
+    (those named in ``unchecked``, of optional plugins that failed to load, are let be)."""
     for name, model in models.items():
         config.sections[name] = validate_model(
             model,
@@ -241,7 +299,7 @@ def validate_sections(config: LoadedConfig, models: Mapping[str, type[BaseModel]
             name,
             config.from_environment,
         )
-    _refuse_unowned(config, config.raw, "", set(models))
+    _refuse_unowned(config, config.raw, "", {*models, *unchecked})
 
 
 def _refuse_unowned(
@@ -277,6 +335,7 @@ def effective_settings(config: LoadedConfig) -> dict[str, Any]:
     result: dict[str, Any] = {
         "source": config.source,
         "plugins": list(config.plugins),
+        "optional_plugins": sorted(config.optional),
         "server": _masked(config.server.model_dump(mode="json")),
     }
     for name, section in config.sections.items():

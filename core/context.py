@@ -65,38 +65,37 @@ class ServerContext:
         cls, config: LoadedConfig, extra: Mapping[str, object] | None = None
     ) -> ServerContext:
         """Load the plugins the config names and validate every plugin's section."""
-        host = PluginHost(config.plugins, extra)
+        host = PluginHost(config.plugins, extra, optional=config.optional)
         models: dict[str, type[BaseModel]] = {}
         owners: dict[str, str] = {}
         for implementation in host.hook.butterflyfx_config_model.get_hookimpls():
             name = implementation.plugin_name
-            result = call(implementation)
-            if result is None:
+            try:
+                model = _config_model(name, implementation)
+            except PluginError as error:
+                if config.required(name):
+                    raise
+                _log_left_out(name, str(error))
+                host.leave_out(name, str(error))
                 continue
-            if not (
-                isinstance(result, tuple)
-                and len(result) == 2
-                and isinstance(result[0], str)
-                and isinstance(result[1], type)
-                and issubclass(result[1], BaseModel)
-            ):
-                if inspect.iscoroutine(result):
-                    result.close()
-                raise PluginError(
-                    f"plugin {name!r}: butterflyfx_config_model must return (section name, "
-                    f"pydantic model class) synchronously, not {type(result).__name__}"
-                )
-            section, model = result
+            if model is None:
+                continue
+            section, model_class = model
             if section in owners:
                 raise PluginError(
                     f"plugins {owners[section]!r} and {name!r} both claim config section "
                     f"[{section}]"
                 )
             owners[section] = name
-            models[section] = model
-        validate_sections(config, models)
+            models[section] = model_class
+        # A section of an optional plugin that could not load is kept, unchecked.
+        validate_sections(config, models, unchecked=set(host.failed))
         ctx = cls(config, host)
         ctx.states = {name: "loaded" for name in host.names}
+        for name, reason in host.failed.items():
+            ctx.states[name] = "failed"
+            if name not in host.info:
+                _log_left_out(name, reason)
         return ctx
 
     @property
@@ -163,23 +162,11 @@ class ServerContext:
 
     async def _start(self) -> None:
         hook = self.plugins.hook
-        store = None
-        for implementation in reversed(hook.butterflyfx_storage.get_hookimpls()):
-            async with self._blaming(implementation.plugin_name, "give its store"):
-                store = await await_maybe(call(implementation, ctx=self))
-            if store is not None:
-                self.storage_plugin = implementation.plugin_name
-                break
-        if store is None:
-            raise PluginError(
-                "no storage plugin is loaded: add one (e.g. storage.sqlite) to plugins"
-            )
+        store = await self._open_store()
         languages: dict[str, ExpressionLanguage] = dict(BUILTIN_LANGUAGES)
         for implementation in reversed(hook.butterflyfx_expression_languages.get_hookimpls()):
             async with self._blaming(implementation.plugin_name, "give its languages"):
                 languages.update(await await_maybe(call(implementation, ctx=self)) or {})
-        async with self._blaming(self.storage_plugin, "open its store"):
-            await store.open()
         self._store = store
         self._substrates = SubstrateService(
             store, self.emit, languages=languages,
@@ -189,12 +176,17 @@ class ServerContext:
             name = implementation.plugin_name
             async with self._blaming(name, "give its graph engine"):
                 engine = await await_maybe(call(implementation, ctx=self))
-            if engine is not None:
-                async with self._blaming(name, "open its graph engine"):
-                    await engine.open()
-                self._graph = engine
-                self.graph_plugin = name
-                break
+            if engine is None or self.left_out(name):
+                continue
+            async with self._blaming(name, "open its graph engine"):
+                await engine.open()
+            if self.left_out(name):
+                with contextlib.suppress(Exception):
+                    await engine.close()
+                continue
+            self._graph = engine
+            self.graph_plugin = name
+            break
         types = RelationshipTypes(self.settings.relationship_types)
         self._relationships = RelationshipService(store, self.emit, types=types)
         self._queries = QueryService(
@@ -204,26 +196,69 @@ class ServerContext:
         )  # fmt: skip
         for implementation in reversed(hook.butterflyfx_startup.get_hookimpls()):
             name = implementation.plugin_name
+            if self.left_out(name):
+                continue
             async with self._blaming(name, "start"):
                 await await_maybe(call(implementation, ctx=self))
-            self.states[name] = "started"
+            if not self.left_out(name):
+                self.states[name] = "started"
         for name in self.plugins.names:
-            self.states[name] = "started"
+            if not self.left_out(name):
+                self.states[name] = "started"
         self._flusher = asyncio.create_task(self._flush_periodically())
+
+    async def _open_store(self) -> SubstrateStore:
+        """The first storage plugin's store that opens (an optional one that fails is
+        passed over for the next)."""
+        for implementation in reversed(self.plugins.hook.butterflyfx_storage.get_hookimpls()):
+            name = implementation.plugin_name
+            store = None
+            async with self._blaming(name, "give its store"):
+                store = await await_maybe(call(implementation, ctx=self))
+            if store is None or self.left_out(name):
+                continue
+            async with self._blaming(name, "open its store"):
+                await store.open()
+            if not self.left_out(name):
+                self.storage_plugin = name
+                return store  # type: ignore[no-any-return]
+            with contextlib.suppress(Exception):  # whatever it did open
+                await store.close()
+        raise PluginError(
+            "no storage plugin is loaded: add one (e.g. storage.sqlite) to plugins"
+            + "".join(f"; {reason}" for reason in self.plugins.failed.values())
+        )
+
+    def left_out(self, plugin: str) -> bool:
+        """Whether ``plugin`` failed to load or start and the server runs without it."""
+        return plugin in self.plugins.failed
 
     @contextlib.asynccontextmanager
     async def _blaming(self, plugin: str | None, doing: str) -> AsyncIterator[None]:
-        """Turn any error into a PluginError that names the plugin and what it was doing."""
+        """Turn any error into a PluginError that names the plugin and what it was doing.
+
+        For a plugin whose section says ``required = false`` the error is logged instead
+        and the plugin left out: none of its hooks is called again (check
+        :meth:`left_out` after the block)."""
         try:
             yield
-        except PluginError:
-            raise
+        except PluginError as error:
+            if plugin is None or self.config.required(plugin):
+                raise
+            self._leave_out(plugin, str(error))
         except Exception as error:
+            message = f"plugin {plugin!r} failed to {doing}: {type(error).__name__}: {error}"
             if plugin is not None:
                 self.states[plugin] = "failed"
-            raise PluginError(
-                f"plugin {plugin!r} failed to {doing}: {type(error).__name__}: {error}"
-            ) from error
+                if not self.config.required(plugin):
+                    self._leave_out(plugin, message)
+                    return
+            raise PluginError(message) from error
+
+    def _leave_out(self, plugin: str, reason: str) -> None:
+        _log_left_out(plugin, reason)
+        self.plugins.leave_out(plugin, reason)
+        self.states[plugin] = "failed"
 
     async def _close_store(self) -> None:
         graph, self._graph = self._graph, None
@@ -321,8 +356,42 @@ class ServerContext:
             except Exception as error:
                 states[plugin] = PluginHealth("down", {"error": f"{type(error).__name__}: {error}"})
         for name in self.plugins.names:
-            if name not in states:
+            if name not in states and name not in self.plugins.failed:
                 state = self.states.get(name)
                 status: Status = "ok" if state == "started" else "down"
                 states[name] = PluginHealth(status, {"state": state})
-        return overall(states), states
+        for name, reason in self.plugins.failed.items():
+            states[name] = PluginHealth(
+                "down", {"state": "failed", "required": False, "error": reason}
+            )
+        return overall(states, optional=self.config.optional), states
+
+
+def _config_model(name: str, implementation: Any) -> tuple[str, type[BaseModel]] | None:
+    """What one plugin's ``butterflyfx_config_model`` says, checked."""
+    try:
+        result = call(implementation)
+    except Exception as error:
+        raise PluginError(
+            f"plugin {name!r} failed to give its config model: {type(error).__name__}: {error}"
+        ) from error
+    if result is None:
+        return None
+    if not (
+        isinstance(result, tuple)
+        and len(result) == 2
+        and isinstance(result[0], str)
+        and isinstance(result[1], type)
+        and issubclass(result[1], BaseModel)
+    ):
+        if inspect.iscoroutine(result):
+            result.close()
+        raise PluginError(
+            f"plugin {name!r}: butterflyfx_config_model must return (section name, "
+            f"pydantic model class) synchronously, not {type(result).__name__}"
+        )
+    return result[0], result[1]
+
+
+def _log_left_out(plugin: str, reason: str) -> None:
+    log.error("plugin_left_out", plugin=plugin, required=False, reason=reason)

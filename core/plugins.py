@@ -124,36 +124,69 @@ class PluginInfo:
 class PluginHost:
     """The pluggy manager with the plugins a config file named, in that order."""
 
-    def __init__(self, names: Iterable[str], extra: Mapping[str, object] | None = None) -> None:
+    def __init__(
+        self,
+        names: Iterable[str],
+        extra: Mapping[str, object] | None = None,
+        optional: Iterable[str] = (),
+    ) -> None:
+        """Load ``names`` in order. A plugin that cannot be loaded stops everything with a
+        :class:`PluginError` naming it, unless it is in ``optional``: then it is left out
+        and the reason kept in :attr:`failed`."""
         self.manager = pluggy.PluginManager("butterflyfx")
         self.manager.add_hookspecs(hookspecs)
         self.info: dict[str, PluginInfo] = {}
+        self.failed: dict[str, str] = {}
+        optional = frozenset(optional)
         known = available_plugins()
+        seen: set[str] = set()
         for name in names:
-            if name in self.info:
+            if name in seen:
                 raise PluginError(f"plugin {name!r} is named twice in the plugins list")
-            if extra and name in extra:
-                self._register(name, extra[name], None)
-                continue
-            entry = known.get(name)
-            if entry is None:
-                choices = sorted({*known, *(extra or {})})
-                raise PluginError(
-                    f"unknown plugin {name!r}; available plugins: {', '.join(choices)}"
-                )
+            seen.add(name)
             try:
-                plugin = entry.load()
-            except Exception as error:  # a broken third-party package must name itself
-                raise PluginError(
-                    f"plugin {name!r} ({entry.value}) failed to load: "
-                    f"{type(error).__name__}: {error}"
-                ) from error
-            self._register(name, plugin, entry)
+                self._load(name, known, extra)
+            except PluginError as error:
+                if name not in optional:
+                    raise
+                self.failed[name] = str(error)
+        while True:
+            try:
+                self.manager.check_pending()
+                break
+            except pluggy.PluginValidationError as error:
+                name = self.manager.get_name(error.plugin) or repr(error.plugin)
+                message = f"plugin {name!r} has an unknown hook: {error}"
+                if name not in optional:
+                    raise PluginError(message) from error
+                self.manager.unregister(name=name)
+                del self.info[name]
+                self.failed[name] = message
+
+    def _load(
+        self, name: str, known: Mapping[str, EntryPoint], extra: Mapping[str, object] | None
+    ) -> None:
+        if extra and name in extra:
+            self._register(name, extra[name], None)
+            return
+        entry = known.get(name)
+        if entry is None:
+            choices = sorted({*known, *(extra or {})})
+            raise PluginError(f"unknown plugin {name!r}; available plugins: {', '.join(choices)}")
         try:
-            self.manager.check_pending()
-        except pluggy.PluginValidationError as error:
-            name = self.manager.get_name(error.plugin) or repr(error.plugin)
-            raise PluginError(f"plugin {name!r} has an unknown hook: {error}") from error
+            plugin = entry.load()
+        except Exception as error:  # a broken third-party package must name itself
+            raise PluginError(
+                f"plugin {name!r} ({entry.value}) failed to load: {type(error).__name__}: {error}"
+            ) from error
+        self._register(name, plugin, entry)
+
+    def leave_out(self, name: str, reason: str) -> None:
+        """Take a loaded plugin out (an optional one that failed to start): none of its
+        hooks is called again; it stays listed in :attr:`info`, its reason in :attr:`failed`."""
+        if self.manager.has_plugin(name):
+            self.manager.unregister(name=name)
+        self.failed[name] = reason
 
     def _register(self, name: str, plugin: object, entry: EntryPoint | None) -> None:
         try:

@@ -195,7 +195,7 @@ def create_app() -> ASGIApp:
     """The app of one Hypercorn worker process, built from the parent's environment."""
     options = ServeOptions.from_environment(os.environ)
     config = options.load(os.environ)
-    configure_logging(config.server.log_level, options.log_format)
+    configure_logging(config.server.log_level, options.log_format, cache=True)
     # The parent owns shutdown: it tells every worker to stop and waits for them. A
     # SIGTERM sent to the whole process group (systemd, docker) must not cut a worker
     # short; Hypercorn already ignores SIGINT in workers for the same reason.

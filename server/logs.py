@@ -41,8 +41,14 @@ _JSON_TRACEBACKS = structlog.processors.ExceptionRenderer(
 )
 
 
-def configure_logging(level: str = "info", log_format: LogFormat = "auto") -> None:
-    """Route structlog and the standard library through one handler on stderr at ``level``."""
+def configure_logging(
+    level: str = "info", log_format: LogFormat = "auto", *, cache: bool = False
+) -> None:
+    """Route structlog and the standard library through one handler on stderr at ``level``.
+
+    ``cache`` (for a server process) lets each logger keep this configuration from its first
+    use on, which saves work per line; a command run in-process (tests, docs) leaves it off
+    so a later configuration still reaches every logger."""
     console = log_format == "console" or (log_format == "auto" and sys.stderr.isatty())
     renderer: list[Any] = (
         # Plain tracebacks: rich's, if installed, would print every frame's locals.
@@ -64,7 +70,7 @@ def configure_logging(level: str = "info", log_format: LogFormat = "auto") -> No
         ],
         logger_factory=structlog.stdlib.LoggerFactory(),
         wrapper_class=structlog.stdlib.BoundLogger,
-        cache_logger_on_first_use=True,
+        cache_logger_on_first_use=cache,
     )
     handler = logging.StreamHandler(sys.stderr)
     handler.addFilter(_explained_errors_without_traceback)

@@ -8,11 +8,12 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-from quart import Quart, Response
+from quart import Quart, Response, has_request_context, request, websocket
 from quart_schema import Info, QuartSchema, Tag
 
 from butterflyfx.core.context import ServerContext
 from butterflyfx.core.plugins import PluginError
+from butterflyfx.core.problems import Problem, ProblemError
 
 from . import guard, problems
 from .edge import Edge
@@ -101,7 +102,9 @@ def add_routes(app: Quart, ctx: ServerContext) -> None:
     (``trylast``), so their rules win where both claim a path.
     """
     values = {"app": app, "ctx": ctx}
+    owners: dict[str, str] = {}
     for implementation in reversed(ctx.plugins.hook.butterflyfx_routes.get_hookimpls()):
+        before = set(app.view_functions)
         result = implementation.function(**{name: values[name] for name in implementation.argnames})
         if inspect.isawaitable(result):
             if inspect.iscoroutine(result):
@@ -110,3 +113,25 @@ def add_routes(app: Quart, ctx: ServerContext) -> None:
                 f"plugin {implementation.plugin_name!r}: butterflyfx_routes must add its "
                 "blueprints synchronously, not return an awaitable"
             )
+        owners.update(dict.fromkeys(set(app.view_functions) - before, implementation.plugin_name))
+    refuse_left_out_routes(app, ctx, owners)
+
+
+def refuse_left_out_routes(app: Quart, ctx: ServerContext, owners: dict[str, str]) -> None:
+    """A route of an optional plugin that failed to start answers 503 naming the plugin
+    (its routes were added before the server started, the plugin is not running)."""
+
+    def check() -> None:
+        endpoint = request.endpoint if has_request_context() else websocket.endpoint
+        plugin = owners.get(endpoint or "")
+        if plugin is not None and ctx.left_out(plugin):
+            raise ProblemError(
+                Problem(
+                    503, "plugin-unavailable", "Plugin unavailable",
+                    f"plugin {plugin!r} is not running: {ctx.plugins.failed[plugin]}",
+                    {"plugin": plugin},
+                )
+            )  # fmt: skip
+
+    app.before_request(check)
+    app.before_websocket(check)

@@ -173,7 +173,9 @@ class SystemRoutes:
         """
         status, states = await self.ctx.health()
         report = self._report(status, states)
-        down = [name for name, state in states.items() if state.status == "down"]
+        # A plugin with `required = false` is listed down but keeps no traffic away.
+        optional = self.ctx.config.optional
+        down = [n for n, state in states.items() if state.status == "down" and n not in optional]
         if not down:
             return json_response(report, 200, NO_STORE)
         reasons = "; ".join(f"{name}: {_reason(states[name])}" for name in down)

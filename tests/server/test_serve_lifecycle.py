@@ -214,6 +214,34 @@ def test_a_plugin_that_fails_to_start_is_named_without_a_traceback(
     assert server.output() == ""
 
 
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_with_required_false_the_server_starts_without_the_failing_plugin(
+    butterflyfx, licence_plugin, workers
+):
+    env = {
+        **licence_plugin,
+        "BUTTERFLYFX_PLUGINS": "storage.sqlite,http,licence",
+        "BUTTERFLYFX_LICENCE__REQUIRED": "false",
+    }
+    server = butterflyfx.start("--workers", workers, env=env).wait_ready()
+
+    with server.client() as client:
+        ready = client.get("/api/v1/ready")
+        created = client.post("/api/v1/substrates", json={
+            "expression_type": "lambda", "expression_code": "lambda **kw: kw.get('x', 0) + 1",
+        })  # fmt: skip
+    assert ready.status_code == 200 and ready.json()["status"] == "degraded"
+    assert ready.json()["plugins"]["licence"] == {
+        "status": "down", "state": "failed", "required": False,
+        "error": "plugin 'licence' failed to start: "
+        "ConnectionRefusedError: the licence server did not answer",
+    }  # fmt: skip
+    assert created.status_code == 201
+    left_out = server.events("plugin_left_out")
+    assert left_out and left_out[0]["plugin"] == "licence" and left_out[0]["level"] == "error"
+    assert server.stop() == 0
+
+
 def test_a_port_already_taken_is_reported_not_raised(butterflyfx, tmp_path):
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
