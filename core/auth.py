@@ -10,9 +10,11 @@ An interface (the HTTP plugin today) describes each request as a :class:`Caller`
 - ``butterflyfx_authorize(principal, action, caller, ctx)`` (rule: all) may answer False
   (refuse), True (allow) or None (no opinion). Any False refuses with 403; else any True
   allows; when every plugin abstains the principal needs ``action`` among its scopes.
-- ``butterflyfx_rate_limit(principal, caller, ctx)`` (rule: all) counts the request and
-  returns a :class:`RateLimit` (or None when it does not limit this request). The most
-  restrictive answer is reported; any refusal is a 429.
+- ``butterflyfx_rate_limit(principal, caller, action, ctx)`` (rule: all) counts the
+  request and returns a :class:`RateLimit` (or None when it does not limit this request).
+  The most restrictive answer is reported; any refusal is a 429. A limiter that cannot
+  count (its storage is away) and whose policy refuses ``action`` then raises
+  :func:`cannot_count`: a 503, since the client did nothing wrong.
 
 Open routes (health, docs, login) are still rate limited, keyed by the client address.
 A server with no plugin implementing ``butterflyfx_authenticate`` is open: every request
@@ -37,6 +39,10 @@ Action = Literal["read", "write", "invoke", "admin"]
 ACTIONS: tuple[Action, ...] = ("read", "write", "invoke", "admin")
 TIERS = ("free", "pro", "enterprise")
 DEFAULT_TENANT = "default"
+
+
+READING_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+COUNTING_RETRY_AFTER = 5  # seconds a client refused by a limiter that cannot count waits
 
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -158,6 +164,30 @@ def forbidden(action: str, principal: Principal) -> ProblemError:
     )  # fmt: skip
 
 
+def cannot_count(
+    action: Action, detail: str, retry_after: int = COUNTING_RETRY_AFTER
+) -> ProblemError:
+    """503 ``rate-limit-unavailable`` with ``Retry-After``: the limiter cannot count this
+    request now (its storage does not answer) and its policy refuses ``action`` uncounted.
+    Not a 429: the client is within its limit as far as anyone knows."""
+    return ProblemError(
+        Problem(
+            503, "rate-limit-unavailable", "Rate limiting unavailable",
+            f"{detail}; retry after {retry_after} s",
+            {"action": action, "retry_after": retry_after},
+            headers={"Retry-After": str(retry_after)},
+        )
+    )  # fmt: skip
+
+
+def counted_as(action: Action | Literal["authenticated"] | None, caller: Caller) -> Action:
+    """What a request does, as limiters see it: the route's action; for an open route or
+    one any principal may use, ``read`` for GET, HEAD and OPTIONS, else ``write`` (a login)."""
+    if action is None or action == "authenticated":  # spelled out so the type narrows
+        return "read" if caller.method.upper() in READING_METHODS else "write"
+    return action
+
+
 def too_many(rate: RateLimit, detail: str | None = None) -> ProblemError:
     return ProblemError(
         Problem(
@@ -221,13 +251,17 @@ class Guard:
             return
         raise forbidden(action, principal)
 
-    async def limit(self, principal: Principal | None, caller: Caller) -> RateLimit | None:
-        """Count the request with every limiter; raise 429 when one refuses it."""
+    async def limit(
+        self, principal: Principal | None, caller: Caller, action: Action = "read"
+    ) -> RateLimit | None:
+        """Count the request with every limiter; raise 429 when one refuses it (or the 503
+        of :func:`cannot_count` when one cannot count it and refuses ``action`` uncounted)."""
         tightest: RateLimit | None = None
         for implementation in self._limiters:
             rate = await await_maybe(
-                call(implementation, principal=principal, caller=caller, ctx=self.ctx)
-            )
+                call(implementation, principal=principal, caller=caller, action=action,
+                     ctx=self.ctx)
+            )  # fmt: skip
             if rate is None:
                 continue
             if not rate.allowed:
@@ -241,14 +275,15 @@ class Guard:
     ) -> Admission:
         """Decide on one request; ``action`` None marks an open route (no credentials), and
         ``"authenticated"`` a route any principal may use, whatever its scopes."""
+        counted = counted_as(action, caller)
         if action is None:
-            return Admission(ANONYMOUS, await self.limit(None, caller))
+            return Admission(ANONYMOUS, await self.limit(None, caller, counted))
         try:
             principal = await self.authenticate(caller)
         except ProblemError:
-            await self.limit(None, caller)  # failed attempts count against the address
+            await self.limit(None, caller, counted)  # failed attempts count against the address
             raise
-        rate = await self.limit(principal, caller)
+        rate = await self.limit(principal, caller, counted)
         if action == "authenticated":  # AUTHENTICATED, spelled out so the type narrows
             return Admission(principal, rate)
         try:

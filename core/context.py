@@ -26,7 +26,7 @@ from .observe import RequestRecord
 from .plugins import PluginError, PluginHost, await_maybe, call
 from .queries import QueryService
 from .relationships import RelationshipService, RelationshipTypes
-from .store import SubstrateStore
+from .store import StoreUnavailable, SubstrateStore
 from .substrates import SubstrateService
 
 log = structlog.get_logger("butterflyfx")
@@ -298,6 +298,8 @@ class ServerContext:
             await asyncio.sleep(self.settings.invocation_flush_seconds)
             try:
                 await self.substrates.flush_invocations()
+            except StoreUnavailable as error:  # said in one line; the counts wait
+                log.warning("invocation_flush_postponed", reason=str(error))
             except Exception:
                 log.exception("invocation_flush_failed")
 

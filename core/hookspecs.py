@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 
     from butterflyfx.kernel import ExpressionLanguage
 
-    from .auth import Caller, Principal, RateLimit
+    from .auth import Action, Caller, Principal, RateLimit
     from .commands import Command
     from .context import ServerContext
     from .events import Event
@@ -123,12 +123,14 @@ def butterflyfx_authorize(
 
 @hookspec
 def butterflyfx_rate_limit(
-    principal: Principal | None, caller: Caller, ctx: ServerContext
+    principal: Principal | None, caller: Caller, action: Action, ctx: ServerContext
 ) -> RateLimit | Awaitable[RateLimit | None] | None:
     """Count this request and say whether it may proceed. ``principal`` is None for
     requests without one yet (open routes, failed authentication): limit those by
-    ``caller.client``. Return None to leave the request unlimited. Rule: all; any
-    refusal is a 429 and the tightest answer is reported in ``X-RateLimit-*`` headers.
+    ``caller.client``. ``action`` is what the request does (``auth.counted_as``). Return
+    None to leave it unlimited; raise ``auth.cannot_count`` (a 503) to refuse a request
+    that cannot be counted. Rule: all; any refusal is a 429 and the tightest answer is
+    reported in ``X-RateLimit-*`` headers.
     """
 
 

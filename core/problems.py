@@ -1,7 +1,9 @@
 """Every failure a client can cause, as an RFC 9457 problem with a stable ``type``.
 
 Services raise :class:`ProblemError`; :func:`problem_for` also turns the kernel's typed
-errors into problems, so every interface (HTTP today, others later) answers alike.
+errors into problems, so every interface (HTTP today, others later) answers alike. A
+store that is away (:class:`~butterflyfx.core.store.StoreUnavailable`) is no client's
+fault either, but it has a problem too: 503 ``unavailable`` with ``Retry-After``.
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ from butterflyfx.kernel import (
     InvalidSubstrateId,
     UnknownExpressionType,
 )
+
+from .store import StoreUnavailable
 
 TYPE_BASE = "https://butterflyfx.dev/problems/"
 
@@ -70,10 +74,23 @@ def invalid(field_name: str, detail: str, status: int = 422, **extra: Any) -> Pr
     return ProblemError(Problem(status, slug, title, detail, {"field": field_name, **extra}))
 
 
+def store_unavailable(store: str, retry_after: int) -> Problem:
+    """503: ``store`` cannot be reached now; the client may retry after ``retry_after`` s.
+    Only the store's name is told: where it runs and why it failed go to the log."""
+    return Problem(
+        503, "unavailable", "Service unavailable",
+        f"{store} cannot be reached right now; retry after {retry_after} s",
+        {"store": store, "retry_after": retry_after},
+        headers={"Retry-After": str(retry_after)},
+    )  # fmt: skip
+
+
 def problem_for(error: BaseException, field_name: str | None = None) -> Problem | None:
-    """The problem for a kernel or core error, or None if it is not a client's fault."""
+    """The problem for a kernel or core error, or None if the server failed (a 500)."""
     if isinstance(error, ProblemError):
         return error.problem
+    if isinstance(error, StoreUnavailable):
+        return store_unavailable(error.store, error.retry_after)
     where = {"field": field_name} if field_name else {}
     if isinstance(error, InvalidSubstrateId):
         return Problem(400, "invalid-id", "Invalid substrate id", str(error), where)

@@ -5,18 +5,28 @@ the Frequency dimension reports. Every method is async; a store is created by a
 ``butterflyfx_storage`` hook, opened once before serving and closed once after.
 ``butterflyfx.testing`` holds the conformance suite that proves a store keeps this
 contract.
+
+A store whose server goes away while it runs raises :class:`StoreUnavailable` in place
+of its driver's connection errors (refused, lost mid-query, timed out), so every
+interface answers "try again shortly" (HTTP: 503 with ``Retry-After``) rather than a
+500, and the same store answers again once its server is back, without a restart.
+:func:`unavailable_on` wraps every method of the contract with that translation.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import functools
+import inspect
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Literal, Protocol, runtime_checkable
+from typing import Any, Literal, Protocol, TypeVar, runtime_checkable
 
 from butterflyfx.kernel import InvocationStats, JSONValue, Relationship, Substrate
 
 Direction = Literal["outgoing", "incoming"]
+StoreClass = TypeVar("StoreClass", bound=type)
+RETRY_AFTER = 5  # seconds a client is asked to wait before retrying against a store that is away
 
 
 class MissingEnd(LookupError):
@@ -25,6 +35,19 @@ class MissingEnd(LookupError):
     def __init__(self, end: Literal["source", "target"], identity: int) -> None:
         super().__init__(f"no {end} substrate {identity:#018x}")
         self.end, self.identity = end, identity
+
+
+class StoreUnavailable(Exception):
+    """The store's server cannot be reached now (connection refused or lost, no pooled
+    connection in time, a statement timed out); a retry in ``retry_after`` seconds may work.
+
+    ``store`` names it (the storage plugin, ``"storage.postgres"``) and ``reason`` says what
+    failed, for logs and readiness. Clients are told only the store and when to retry.
+    """
+
+    def __init__(self, store: str, reason: str, *, retry_after: int = RETRY_AFTER) -> None:
+        super().__init__(f"{store} is unavailable: {reason}")
+        self.store, self.reason, self.retry_after = store, reason, retry_after
 
 
 @dataclass(frozen=True)
@@ -190,6 +213,18 @@ class SubstrateStore(Protocol):
 
 
 @runtime_checkable
+class TenantListing(Protocol):
+    """A store that can name its tenants: optional beside :class:`SubstrateStore`, whose
+    methods all take a tenant already known. ``butterflyfx copy`` uses it to copy every
+    tenant; for a store without it the tenants must be named."""
+
+    async def tenants(self) -> list[str]:
+        """Every tenant holding at least one substrate, once each, in ascending order
+        (Python's ``sorted``); a tenant whose substrates were all deleted is left out."""
+        ...
+
+
+@runtime_checkable
 class SqlDatabase(Protocol):
     """A store whose data is in a SQL database with the shared relational schema
     (``substrates`` and ``relationships`` tables as in ``storage.sqlite``'s migrations),
@@ -210,3 +245,56 @@ class SqlDatabase(Protocol):
     async def sql_fetch(self, sql: str, parameters: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         """The rows of one read-only statement."""
         ...
+
+
+# The methods of the contracts that reach the store's server (open and close report
+# their own errors: an outage at start-up stops the start).
+CONTRACT_METHODS = tuple(
+    name
+    for protocol in (SubstrateStore, TenantListing, SqlDatabase)
+    for name, member in vars(protocol).items()
+    if inspect.iscoroutinefunction(member) and name not in ("open", "close")
+)
+
+
+def unavailable_on(
+    outage: Callable[[Any, Exception], StoreUnavailable | None],
+) -> Callable[[StoreClass], StoreClass]:
+    """Class decorator for a store: each of its contract methods (all but ``open`` and
+    ``close``) raises the :class:`StoreUnavailable` that ``outage(store, error)`` makes of
+    an error, or the error unchanged when ``outage`` returns None (a bug, bad data).
+
+    ``outage`` knows the driver: ``storage.postgres`` turns asyncpg's lost connections and
+    timeouts into StoreUnavailable; the core never imports a driver.
+    """
+
+    def decorate(cls: StoreClass) -> StoreClass:
+        for name in CONTRACT_METHODS:
+            method = getattr(cls, name, None)
+            if inspect.iscoroutinefunction(method) and not hasattr(method, _TRANSLATED):
+                setattr(cls, name, _translating(method, outage))
+        return cls
+
+    return decorate
+
+
+_TRANSLATED = "__butterflyfx_outage__"  # marks a wrapped method: a subclass is not wrapped twice
+
+
+def _translating(
+    method: Callable[..., Any], outage: Callable[[Any, Exception], StoreUnavailable | None]
+) -> Callable[..., Any]:
+    @functools.wraps(method)
+    async def translated(store: Any, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return await method(store, *args, **kwargs)
+        except StoreUnavailable:
+            raise
+        except Exception as error:
+            unavailable = outage(store, error)
+            if unavailable is None:
+                raise
+            raise unavailable from error
+
+    setattr(translated, _TRANSLATED, True)
+    return translated

@@ -325,8 +325,21 @@ class SubstrateService:
         by_tenant: dict[str, dict[int, InvocationStats]] = {}
         for (tenant, identity), stats in pending.items():
             by_tenant.setdefault(tenant, {})[identity] = stats
-        for tenant, counts in by_tenant.items():
-            await self.store.add_invocations(tenant, counts)
+        written: set[str] = set()
+        try:
+            for tenant, counts in by_tenant.items():
+                await self.store.add_invocations(tenant, counts)
+                written.add(tenant)
+        except BaseException:
+            # The store is away (or we are cancelled): the counts not written wait for the
+            # next flush, merged with those gathered meanwhile.
+            for (tenant, identity), stats in pending.items():
+                if tenant not in written:
+                    newer = self._pending.get((tenant, identity))
+                    self._pending[(tenant, identity)] = (
+                        stats if newer is None else stats.plus(newer)
+                    )
+            raise
         return len(pending)
 
     async def invocation_totals(self, tenant: str) -> InvocationStats:

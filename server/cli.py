@@ -1,4 +1,4 @@
-"""The ``butterflyfx`` command: ``serve``, ``config check``, ``plugins``, and the commands
+"""The ``butterflyfx`` command: ``serve``, ``config check``, ``plugins``, ``copy``, and the commands
 of the plugins the config loads (``keys``, ``users``, ...).
 
 Exit codes: 0 done; 1 the port could not be bound, a worker died or the shutdown failed;
@@ -28,6 +28,7 @@ from .asgi import CONFIG_FILE_VARIABLE, ServeOptions, check_servable
 from .inventory import plugin_inventory, render_inventory
 from .logs import configure_logging
 from .serve import ServeError, StartupFailed, serve
+from .store_copy import add_copy_command
 
 PROG = "butterflyfx"
 
@@ -78,7 +79,7 @@ def run_plugins(args: argparse.Namespace) -> int:
     return 0
 
 
-BUILTIN_COMMANDS = ("serve", "config", "plugins")
+BUILTIN_COMMANDS = ("serve", "config", "plugins", "copy")
 
 
 def _first_command(argv: Sequence[str]) -> str | None:
@@ -203,6 +204,8 @@ def build_parser(
     plugins_cmd.add_argument("--config", metavar="FILE", help="TOML config")
     plugins_cmd.add_argument("--json", action="store_true", help="print JSON")
     plugins_cmd.set_defaults(run=run_plugins)
+
+    add_copy_command(commands)
 
     for name, command in sorted((commands_from_plugins or {}).items()):
         sub = commands.add_parser(name, help=command.help, description=command.help)

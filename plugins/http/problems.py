@@ -3,11 +3,13 @@
 Services and the kernel raise typed errors; :func:`butterflyfx.core.problems.problem_for`
 names the problem. This module adds what only HTTP knows (routing, methods, sizes, JSON
 syntax, content types) and the last resort: an unexpected exception is logged with the
-request id and answered with a 500 that reveals nothing of the server's insides.
+request id and answered with a 500 that reveals nothing of the server's insides. A store
+that is away is not unexpected: 503 with ``Retry-After``, logged as a warning.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping, Sequence
 from http import HTTPStatus
 from typing import Any
@@ -19,12 +21,15 @@ from quart_schema import RequestSchemaValidationError
 from werkzeug.exceptions import HTTPException
 
 from butterflyfx.core.problems import Problem, ProblemError, problem_for
+from butterflyfx.core.store import StoreUnavailable
 from butterflyfx.kernel import InvalidSubstrateId, KernelError
 
 from .json import PROBLEM_JSON, dumps
 from .request_id import request_id
 
 log = structlog.get_logger("butterflyfx.http")
+OUTAGE_LOG_SECONDS = 10.0
+_outages_said: dict[str, tuple[float, int]] = {}  # store -> (when last logged, 503s since)
 
 # The stable ``type`` slug and title of each HTTP-level status (titles fixed here, not
 # taken from ``http.HTTPStatus``, whose phrases change between Python versions).
@@ -137,6 +142,27 @@ async def on_kernel_error(error: KernelError) -> Response:
     return problem_response(problem)
 
 
+async def on_store_unavailable(error: StoreUnavailable) -> Response:
+    """503 naming the store, with ``Retry-After``; the reason (its address, the driver's
+    error) goes to the log only, at most once per store every ``OUTAGE_LOG_SECONDS``
+    (the access log has every refused request)."""
+    now = time.monotonic()
+    said = _outages_said.get(error.store)
+    if said is None or now - said[0] >= OUTAGE_LOG_SECONDS:
+        _outages_said[error.store] = (now, 0)
+        log.warning(
+            "store_unavailable", request_id=request_id(), method=request.method,
+            path=request.path, store=error.store, error=error.reason,
+            unlogged_since_last=said[1] if said else 0,
+        )  # fmt: skip
+    else:
+        _outages_said[error.store] = (said[0], said[1] + 1)
+    problem = problem_for(error)
+    if problem is None:  # pragma: no cover - problem_for knows StoreUnavailable
+        return await on_unexpected(error)
+    return problem_response(problem)
+
+
 async def on_http_exception(error: HTTPException) -> Response:
     status = error.code or 500
     if status >= 500:
@@ -193,6 +219,7 @@ def install(app: Quart) -> None:
     """Register the handlers; the most specific class wins, so order does not matter."""
     app.register_error_handler(ProblemError, on_problem)
     app.register_error_handler(KernelError, on_kernel_error)
+    app.register_error_handler(StoreUnavailable, on_store_unavailable)
     app.register_error_handler(RequestSchemaValidationError, on_schema_validation)
     app.register_error_handler(HTTPException, on_http_exception)
     app.register_error_handler(Exception, on_unexpected)

@@ -14,8 +14,19 @@ Config section ``[ratelimit]``::
     anonymous = "60/minute"                 # per client address, before authentication
     key_prefix = "butterflyfx"              # of every key in the storage
 
+    [ratelimit.on_storage_error]            # while Redis does not answer: per kind of request,
+    read = "fail_open"                      # pass uncounted ("fail_open") or refuse with 503
+    invoke = "fail_open"                    # and Retry-After ("fail_closed")
+    write = "fail_closed"
+    admin = "fail_closed"
+
 Each worker process counts in its own memory with ``memory://``, which would multiply
 every limit by the number of workers: with ``workers > 1`` start-up refuses it.
+
+While Redis does not answer, each request is passed uncounted or refused with a 503
+(``rate-limit-unavailable``, not a 429: the client did nothing wrong) as
+``on_storage_error`` says for what it does, and readiness reports the plugin ``degraded``
+with that policy (``down`` if it refuses everything) until Redis answers again.
 """
 
 from __future__ import annotations
@@ -23,11 +34,10 @@ from __future__ import annotations
 import weakref
 from typing import TYPE_CHECKING
 
-from butterflyfx.core.auth import Caller, Principal, RateLimit
+from butterflyfx.core.auth import Action, Caller, Principal, RateLimit, cannot_count
 from butterflyfx.core.health import PluginHealth
 from butterflyfx.core.hookspecs import hookimpl
 from butterflyfx.core.plugins import PluginError
-from butterflyfx.core.problems import Problem, ProblemError
 
 from .limiter import RequestLimiter
 from .settings import SECTION, RateLimitSettings, masked_url, parse_limit
@@ -84,15 +94,12 @@ async def butterflyfx_shutdown(ctx: ServerContext) -> None:
 
 @hookimpl
 async def butterflyfx_rate_limit(
-    principal: Principal | None, caller: Caller, ctx: ServerContext
+    principal: Principal | None, caller: Caller, action: Action, ctx: ServerContext
 ) -> RateLimit | None:
     limiter = limiter_of(ctx)
     if limiter is None:
-        raise ProblemError(
-            Problem(503, "rate-limit-unavailable", "Rate limiting unavailable",
-                    "the rate limiter has not started", headers={"Retry-After": "5"})
-        )  # fmt: skip
-    return await limiter.count(principal, caller.client)
+        raise cannot_count(action, "the rate limiter has not started")
+    return await limiter.count(principal, caller.client, action)
 
 
 @hookimpl

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import math
 import time
 from collections.abc import Callable
@@ -19,13 +20,15 @@ from limits.aio.strategies import (
 )
 from limits.errors import StorageError
 from limits.storage import storage_from_string
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
-from butterflyfx.core.auth import Principal, RateLimit
+from butterflyfx.core.auth import Action, Principal, RateLimit, cannot_count
 from butterflyfx.core.health import PluginHealth
 from butterflyfx.core.plugins import PluginError
 
-from .settings import FREE, SECTION, RateLimitSettings, masked_url, parse_limit
+from .settings import FAIL_OPEN, FREE, SECTION, RateLimitSettings, masked_url, parse_limit
 
 log = structlog.get_logger("butterflyfx.ratelimit")
 
@@ -57,6 +60,7 @@ class RequestLimiter:
         self.anonymous = parse_limit(settings.anonymous)
         self._unknown_tiers: set[str] = set()
         self._failing = False  # the storage failed last time: said once, not per request
+        self.policy = settings.on_storage_error
 
     @classmethod
     async def open(cls, settings: RateLimitSettings) -> RequestLimiter:
@@ -64,9 +68,12 @@ class RequestLimiter:
         if settings.storage_kind == "memory":
             return cls(settings, _storage("async+memory://"))
         url = settings.storage
+        # One immediate retry (a connection Redis dropped is opened again), not redis-py's
+        # ten with backoff: while Redis is away a request learns it at once.
         client = redis.asyncio.Redis.from_url(
-            url, socket_connect_timeout=REDIS_TIMEOUT, socket_timeout=REDIS_TIMEOUT
-        )
+            url, socket_connect_timeout=REDIS_TIMEOUT, socket_timeout=REDIS_TIMEOUT,
+            retry=Retry(NoBackoff(), 1),
+        )  # fmt: skip
         try:
             await client.ping()
         except STORAGE_FAILURES as error:
@@ -104,8 +111,12 @@ class RequestLimiter:
             )  # fmt: skip
         return self.tiers[FREE]
 
-    async def count(self, principal: Principal | None, client: str) -> RateLimit | None:
-        """Count one request; None when it is not limited (an unlimited tier)."""
+    async def count(
+        self, principal: Principal | None, client: str, action: Action = "read"
+    ) -> RateLimit | None:
+        """Count one request; None when it is not limited (an unlimited tier) or passes
+        uncounted because the storage failed and ``on_storage_error`` lets ``action`` pass.
+        Refused uncounted: :func:`~butterflyfx.core.auth.cannot_count` (503)."""
         if principal is None:
             item, who = self.anonymous, ("address", client)
         else:
@@ -116,16 +127,7 @@ class RequestLimiter:
             allowed = await self.limiter.hit(item, *who)
             stats = await self.limiter.get_window_stats(item, *who)
         except STORAGE_FAILURES as error:
-            # Open, not closed: refusing every request (health included) while Redis is
-            # away would turn its outage into the API's; health reports it down instead.
-            if not self._failing:
-                self._failing = True
-                log.error(
-                    "rate_limit_storage_failed", storage=self.settings.storage_kind,
-                    error=f"{type(error).__name__}: {error}",
-                    detail="requests pass unlimited until the storage answers again",
-                )  # fmt: skip
-            return None
+            return self._uncounted(principal, action, error)
         if self._failing:
             self._failing = False
             log.info("rate_limit_storage_recovered", storage=self.settings.storage_kind)
@@ -134,7 +136,33 @@ class RequestLimiter:
         reset = max(math.ceil(stats.reset_time), math.ceil(time.time()))
         return RateLimit(allowed, item.amount, remaining, reset, item.get_expiry())
 
+    def _uncounted(self, principal: Principal | None, action: Action, error: BaseException) -> None:
+        """A request the storage could not count: passed (None) or refused (503), as
+        ``[ratelimit.on_storage_error]`` says for ``action``; the outage is logged once.
+
+        A read without a principal always passes: it is a probe, the docs or a refused
+        credential, and touches no tenant's data; refusing ``/api/v1/health`` would get a
+        healthy server restarted for Redis's sake."""
+        if not self._failing:
+            self._failing = True
+            log.error(
+                "rate_limit_storage_failed", storage=self.settings.storage_kind,
+                error=f"{type(error).__name__}: {error}", on_storage_error=self.policy.as_dict(),
+                detail="until the storage answers again, requests pass uncounted or are "
+                "refused with 503 as on_storage_error says for each kind",
+            )  # fmt: skip
+        if self.policy.of(action) == FAIL_OPEN or (principal is None and action == "read"):
+            return None
+        raise cannot_count(
+            action,
+            f"the rate limiter cannot count requests now (its {self.settings.storage_kind} "
+            f"storage does not answer), and [ratelimit.on_storage_error] {action} is "
+            f"fail_closed: such requests wait until it answers",
+        )
+
     async def health(self) -> PluginHealth:
+        """``ok``; while Redis does not answer, ``degraded`` with the policy in effect
+        (``down`` when that policy refuses every kind of request)."""
         detail: dict[str, Any] = {
             "storage": self.settings.storage_kind,
             "strategy": self.settings.strategy,
@@ -142,9 +170,15 @@ class RequestLimiter:
         if self.client is None:
             return PluginHealth("ok", detail)
         try:
-            await self.client.ping()
+            await asyncio.wait_for(self.client.ping(), REDIS_TIMEOUT)
         except STORAGE_FAILURES as error:
-            return PluginHealth("down", {**detail, "error": f"{type(error).__name__}: {error}"})
+            policy = self.policy.as_dict()
+            status = "degraded" if FAIL_OPEN in policy.values() else "down"
+            return PluginHealth(
+                status,
+                {**detail, "redis": "unreachable", "error": f"{type(error).__name__}: {error}",
+                 "on_storage_error": policy},
+            )  # fmt: skip
         return PluginHealth("ok", detail)
 
 

@@ -1,4 +1,5 @@
-"""The ``[ratelimit]`` config section: where counters live, the strategy, the tiers' limits."""
+"""The ``[ratelimit]`` config section: where counters live, the strategy, the tiers' limits,
+and what to do with requests it cannot count."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import limits
 from limits import RateLimitItem
 from pydantic import Field, field_validator
 
+from butterflyfx.core.auth import Action
 from butterflyfx.core.config import MASK, StrictModel
 
 SECTION = "ratelimit"
@@ -17,6 +19,9 @@ FREE = "free"
 DEFAULT_TIERS = {"free": "100/minute", "pro": "1000/minute", "enterprise": UNLIMITED}
 STORAGE_SCHEMES = ("memory", "redis", "rediss")
 Strategy = Literal["moving-window", "fixed-window", "sliding-window-counter"]
+Policy = Literal["fail_open", "fail_closed"]
+FAIL_OPEN: Policy = "fail_open"
+FAIL_CLOSED: Policy = "fail_closed"
 
 
 def parse_limit(text: str) -> RateLimitItem | None:
@@ -45,6 +50,29 @@ def masked_url(url: str) -> str:
     return urlunsplit(parts._replace(netloc=f"{user}:{MASK}@{host}"))
 
 
+class StorageErrorPolicy(StrictModel):
+    """``[ratelimit.on_storage_error]``: per kind of request, what happens while the
+    counters' storage (Redis) does not answer. ``fail_open``: the request passes uncounted;
+    ``fail_closed``: it is refused with 503 and ``Retry-After``. Reads and invocations
+    change no stored data, so they pass; writes and admin changes (keys, users) wait."""
+
+    read: Policy = Field(
+        default=FAIL_OPEN, description="reads; open routes and status pages by GET or HEAD"
+    )
+    invoke: Policy = Field(default=FAIL_OPEN, description="invoking a substrate")
+    write: Policy = Field(
+        default=FAIL_CLOSED, description="creating, changing, deleting; open routes by POST"
+    )
+    admin: Policy = Field(default=FAIL_CLOSED, description="admin routes (API keys, plugins)")
+
+    def of(self, action: Action) -> Policy:
+        policy: Policy = getattr(self, action)
+        return policy
+
+    def as_dict(self) -> dict[str, Policy]:
+        return {"read": self.read, "invoke": self.invoke, "write": self.write, "admin": self.admin}
+
+
 class RateLimitSettings(StrictModel):
     """The ``[ratelimit]`` section."""
 
@@ -67,6 +95,10 @@ class RateLimitSettings(StrictModel):
         default="butterflyfx",
         pattern=r"^[A-Za-z0-9_.:-]{1,64}$",
         description="prefix of every counter's key in the storage",
+    )
+    on_storage_error: StorageErrorPolicy = Field(
+        default_factory=StorageErrorPolicy,
+        description="per kind of request: pass uncounted or refuse while Redis is away",
     )
 
     @field_validator("storage")

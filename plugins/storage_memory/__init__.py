@@ -191,6 +191,10 @@ class MemoryStore:
     async def count_substrates(self, tenant: str) -> int:
         return len(self._existing(tenant).substrates)
 
+    async def tenants(self) -> list[str]:
+        """Every tenant with a substrate, sorted (the optional ``TenantListing``)."""
+        return sorted(tenant for tenant, data in self._tenants.items() if data.substrates)
+
     # -- invocation totals --------------------------------------------------------------
     async def add_invocations(self, tenant: str, counts: Mapping[int, InvocationStats]) -> None:
         data = self._existing(tenant)

@@ -7,6 +7,8 @@ Config section ``[storage.postgres]``::
     min_pool = 1             # connections per worker process
     max_pool = 10
     command_timeout = 30.0   # seconds a statement may run
+    acquire_timeout = 5.0    # seconds a request waits for a pooled connection
+    partitions = 0           # 0: plain tables; N >= 2: N hash partitions by tenant per table
 """
 
 from __future__ import annotations
@@ -18,7 +20,9 @@ from pydantic import ConfigDict, Field, model_validator
 from butterflyfx.core.config import StrictModel
 from butterflyfx.core.health import PluginHealth
 from butterflyfx.core.hookspecs import hookimpl
+from butterflyfx.core.store import StoreUnavailable
 
+from .layout import MAX_PARTITIONS, Layout
 from .store import DEFAULT_DSN, PostgresStore, PostgresStoreError, masked_dsn
 
 if TYPE_CHECKING:
@@ -46,11 +50,22 @@ class PostgresSettings(StrictModel):
     min_pool: int = Field(default=1, ge=0, description="connections kept open per worker")
     max_pool: int = Field(default=10, ge=1, description="most connections per worker")
     command_timeout: float = Field(default=30.0, gt=0, description="seconds a statement may run")
+    acquire_timeout: float = Field(
+        default=5.0, gt=0, description="seconds a request waits for a pooled connection"
+    )
+    partitions: int = Field(
+        default=0,
+        ge=0,
+        le=MAX_PARTITIONS,
+        description="0: plain tables; N >= 2: each table hash-partitioned by tenant N ways",
+    )
 
     @model_validator(mode="after")
     def _pool_bounds(self) -> PostgresSettings:
         if self.max_pool < self.min_pool:
             raise ValueError(f"max_pool ({self.max_pool}) is below min_pool ({self.min_pool})")
+        if self.partitions == 1:
+            raise ValueError("partitions must be 0 (plain tables) or at least 2, not 1")
         return self
 
 
@@ -73,6 +88,8 @@ def butterflyfx_storage(ctx: ServerContext) -> PostgresStore:
         min_pool=settings.min_pool,
         max_pool=settings.max_pool,
         command_timeout=settings.command_timeout,
+        acquire_timeout=settings.acquire_timeout,
+        layout=Layout(settings.partitions),
     )
 
 
@@ -87,6 +104,8 @@ async def butterflyfx_health(ctx: ServerContext) -> PluginHealth | None:
         return None
     try:
         return PluginHealth("ok", dict(await store.health()))
+    except StoreUnavailable as error:  # names the server and says what failed
+        return PluginHealth("down", {"server": store.where, "error": str(error)})
     except Exception as error:
         reason = f"{type(error).__name__}: {masked_dsn(str(error))}"
         return PluginHealth("down", {"server": store.where, "error": reason})

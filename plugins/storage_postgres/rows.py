@@ -27,7 +27,7 @@ from butterflyfx.core.relational import (  # re-exported: the store reads them f
 __all__ = [
     "ADD_INVOCATIONS", "COLUMNS", "INSERT_MANY", "INSERT_RELATIONSHIPS", "KEY_OFFSET",
     "MAX_IDENTITY", "RELATIONSHIP_COLUMNS", "RELATIONSHIP_PARAMETERS", "SELECT",
-    "SELECT_RELATIONSHIP", "columns", "identity_key", "metadata_text",
+    "SELECT_RELATIONSHIP", "TENANTS", "columns", "identity_key", "metadata_text",
     "relationship_from_row", "relationship_values", "substrate_from_row",
     "substrate_values", "written_relationship",
 ]  # fmt: skip
@@ -60,6 +60,18 @@ ON CONFLICT (tenant, identity_key) DO UPDATE SET
         THEN excluded.last_invoked_at
         ELSE invocation_totals.last_invoked_at
     END
+"""
+
+# Every tenant with a substrate: one index probe per tenant (a loose index scan), not a
+# read of every row as DISTINCT would be.
+TENANTS = """
+WITH RECURSIVE seen (tenant) AS (
+    SELECT MIN(tenant) FROM substrates
+    UNION ALL
+    SELECT (SELECT MIN(s.tenant) FROM substrates AS s WHERE s.tenant > seen.tenant)
+    FROM seen WHERE seen.tenant IS NOT NULL
+)
+SELECT tenant FROM seen WHERE tenant IS NOT NULL
 """
 
 SELECT_RELATIONSHIP = f"SELECT {RELATIONSHIP_COLUMNS} FROM relationships"

@@ -4,10 +4,20 @@ Every write that touches more than one row runs in a transaction; batches travel
 arrays (``unnest``) so a batch is one statement. Foreign keys keep relationships from
 outliving their ends: a write that loses a race with a delete gets a foreign-key error,
 and is retried once so it answers as if it had come after the delete.
+
+No call waits without bound: a connection is acquired within ``acquire_timeout`` (a
+new one connected included), a statement runs within ``command_timeout``, and handing a
+connection back takes at most ``acquire_timeout``: a database that accepts connections
+but never answers costs a request ``command_timeout + acquire_timeout`` at most (35 s by
+default), one that refuses them a few milliseconds. A database that is away (refused,
+lost mid-query, timed out) raises :class:`~butterflyfx.core.store.StoreUnavailable` from
+every method, and the pool reconnects by itself once the database answers again.
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
@@ -18,7 +28,13 @@ from urllib.parse import urlsplit
 import asyncpg
 
 from butterflyfx.core.matching import matches
-from butterflyfx.core.store import Direction, MissingEnd, SubstrateQuery
+from butterflyfx.core.store import (
+    Direction,
+    MissingEnd,
+    StoreUnavailable,
+    SubstrateQuery,
+    unavailable_on,
+)
 from butterflyfx.kernel import (
     InvocationStats,
     JSONValue,
@@ -28,7 +44,8 @@ from butterflyfx.kernel import (
     parse_timestamp,
 )
 
-from .migrations import MIGRATIONS, Migration, SchemaTooNew, migrate, quoted, schema_version
+from .layout import PLAIN, Layout, LayoutMismatch
+from .migrations import Migration, SchemaTooNew, migrate, migrations_for, quoted, schema_version
 from .rows import (
     ADD_INVOCATIONS,
     COLUMNS,
@@ -40,6 +57,7 @@ from .rows import (
     RELATIONSHIP_PARAMETERS,
     SELECT,
     SELECT_RELATIONSHIP,
+    TENANTS,
     columns,
     identity_key,
     metadata_text,
@@ -55,6 +73,21 @@ T = TypeVar("T")
 DEFAULT_DSN = "postgresql://postgres@127.0.0.1:5432/test"
 SCHEMA_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
 SEARCH_BATCH = 256  # rows read at a time when Python must confirm what SQL narrowed
+HEALTH_TIMEOUT = 5.0  # seconds readiness waits for the database before it reports it down
+PLUGIN = "storage.postgres"
+# What a database that is away looks like: refused or reset sockets, timeouts, the server
+# closing the connection (08xxx), shutting down or starting (57P01-57P03), out of
+# connections or disk (53xxx). Anything else (a bug, bad data) stays what it is.
+OUTAGES: tuple[type[BaseException], ...] = (
+    OSError,
+    TimeoutError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.InsufficientResourcesError,
+    asyncpg.AdminShutdownError,
+    asyncpg.CrashShutdownError,
+    asyncpg.CannotConnectNowError,
+)
+CLOSED = ("connection is closed", "underlying connection is closed", "pool is clos")
 _PLACEHOLDER = re.compile(r"'(?:[^']|'')*'|\"(?:[^\"]|\"\")*\"|\?")
 
 
@@ -81,6 +114,39 @@ def numbered(sql: str) -> str:
     return _PLACEHOLDER.sub(number, sql)
 
 
+def outage(store: PostgresStore, error: Exception) -> StoreUnavailable | None:
+    """StoreUnavailable when ``error`` (or what it was raised while handling: a rollback
+    on a connection lost mid-query fails too) says the database is away, else None."""
+    seen: BaseException | None = error
+    for _ in range(8):
+        if seen is None:
+            return None
+        if isinstance(seen, OUTAGES) or (
+            isinstance(seen, asyncpg.InterfaceError) and any(s in str(seen) for s in CLOSED)
+        ):
+            said = masked_dsn(str(seen)) or "no answer in time"
+            return StoreUnavailable(PLUGIN, f"{store.where}: {type(seen).__name__}: {said}")
+        seen = seen.__cause__ or seen.__context__
+    return None
+
+
+class _OneLineReconnects(logging.Filter):
+    """asyncpg's pool logs each failed attempt to reconnect its ``min_pool`` connections
+    with a traceback: while the database is away that is a wall of them. One line each."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info and record.exc_info[1] is not None:
+            error = record.exc_info[1]
+            record.msg = f"{record.getMessage()}: {type(error).__name__}: {error}"
+            record.args, record.exc_info, record.exc_text = None, None, None
+        return True
+
+
+_RECONNECT_LOG = logging.getLogger("asyncpg.pool")
+_ONE_LINE = _OneLineReconnects()
+
+
+@unavailable_on(outage)
 class PostgresStore:
     """A :class:`~butterflyfx.core.store.SubstrateStore` in a PostgreSQL schema."""
 
@@ -96,7 +162,9 @@ class PostgresStore:
         max_pool: int = 10,
         command_timeout: float | None = 30.0,
         connect_timeout: float = 10.0,
-        migrations: Sequence[Migration] = MIGRATIONS,
+        acquire_timeout: float = 5.0,
+        layout: Layout = PLAIN,
+        migrations: Sequence[Migration] | None = None,
     ) -> None:
         if not SCHEMA_NAME.fullmatch(schema):
             raise ValueError(f"schema must be a plain PostgreSQL name, not {schema!r}")
@@ -105,7 +173,9 @@ class PostgresStore:
         self.dsn, self.schema = dsn, schema
         self.min_pool, self.max_pool = min_pool, max_pool
         self.command_timeout, self.connect_timeout = command_timeout, connect_timeout
-        self.migrations = tuple(migrations)
+        self.acquire_timeout = acquire_timeout
+        self.layout = layout  # plain or partitioned tables; the schema must agree
+        self.migrations = tuple(migrations_for(layout) if migrations is None else migrations)
         self.schema_version: int | None = None
         self._pool: asyncpg.Pool | None = None
 
@@ -126,6 +196,8 @@ class PostgresStore:
         """Connect the pool and apply migrations (under an advisory lock)."""
         if self._pool is not None:
             return
+        if _ONE_LINE not in _RECONNECT_LOG.filters:
+            _RECONNECT_LOG.addFilter(_ONE_LINE)
         try:
             pool = await asyncpg.create_pool(
                 self.dsn,
@@ -145,13 +217,14 @@ class PostgresStore:
             raise self._cannot_open(error) from error
         try:
             async with pool.acquire() as db:
-                self.schema_version = await migrate(db, self.schema, self.migrations)
+                self.schema_version = await migrate(db, self.schema, self.migrations, self.layout)
         except (
             OSError,
             TimeoutError,
             asyncpg.PostgresError,
             asyncpg.InterfaceError,
             SchemaTooNew,
+            LayoutMismatch,
         ) as error:
             await pool.close()
             raise self._cannot_open(error) from error
@@ -159,6 +232,8 @@ class PostgresStore:
 
     def _cannot_open(self, error: BaseException) -> PostgresStoreError:
         reason = masked_dsn(str(error)) or type(error).__name__
+        if isinstance(error, TimeoutError) and reason in ("TimeoutError", ""):  # says nothing
+            reason = f"no answer within {self.connect_timeout:g} s"
         return PostgresStoreError(
             f"cannot open the PostgreSQL store at {self.where} ({masked_dsn(self.dsn)}), "
             f"schema {self.schema}: {type(error).__name__}: {reason}"
@@ -176,12 +251,22 @@ class PostgresStore:
             raise RuntimeError(f"the PostgreSQL store at {self.where} is not open")
         return self._pool
 
+    def _connection(self) -> Any:
+        """A pooled connection, within ``acquire_timeout`` (else TimeoutError): a request
+        never queues for the pool without bound."""
+        return self._open_pool().acquire(timeout=self.acquire_timeout)
+
     async def _read(self, sql: str, *parameters: Any) -> list[Any]:
-        return list(await self._open_pool().fetch(sql, *parameters))
+        async with self._connection() as db:
+            return list(await db.fetch(sql, *parameters))
+
+    async def _execute(self, sql: str, *parameters: Any) -> str:
+        async with self._connection() as db:
+            return str(await db.execute(sql, *parameters))
 
     @asynccontextmanager
     async def _transaction(self) -> AsyncIterator[asyncpg.Connection]:
-        async with self._open_pool().acquire() as db, db.transaction():
+        async with self._connection() as db, db.transaction():
             yield db
 
     async def _retrying(self, write: Callable[[], Awaitable[T]]) -> T:
@@ -306,6 +391,10 @@ class PostgresStore:
         rows = await self._read("SELECT COUNT(*) FROM substrates WHERE tenant = $1", tenant)
         return int(rows[0][0])
 
+    async def tenants(self) -> list[str]:
+        """Every tenant with a substrate, sorted (the optional ``TenantListing``)."""
+        return sorted(row[0] for row in await self._read(TENANTS))
+
     # -- invocation totals --------------------------------------------------------------
     async def add_invocations(self, tenant: str, counts: Mapping[int, InvocationStats]) -> None:
         rows = [
@@ -319,7 +408,7 @@ class PostgresStore:
         rows.sort()  # one lock order for every writer: no deadlock between two batches
 
         async def write() -> None:
-            await self._open_pool().execute(ADD_INVOCATIONS, tenant, *columns(rows, 5))
+            await self._execute(ADD_INVOCATIONS, tenant, *columns(rows, 5))
 
         await self._retrying(write)
 
@@ -487,7 +576,7 @@ class PostgresStore:
         key = identity_key(identity)
         if key is None:
             return False
-        status = await self._open_pool().execute(
+        status = await self._execute(
             "DELETE FROM relationships WHERE tenant = $1 AND identity_key = $2", tenant, key
         )
         return _affected(status) > 0
@@ -580,16 +669,17 @@ class PostgresStore:
     async def sql_fetch(self, sql: str, parameters: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         """The rows of one statement with ``?`` placeholders, in a READ ONLY transaction
         (a write is refused by PostgreSQL)."""
-        async with self._open_pool().acquire() as db, db.transaction(readonly=True):
+        async with self._connection() as db, db.transaction(readonly=True):
             return [tuple(row) for row in await db.fetch(numbered(sql), *parameters)]
 
     # -- state --------------------------------------------------------------------------
     async def health(self) -> Mapping[str, Any]:
-        """The server, schema, schema version and how many substrates it holds."""
-        async with self._open_pool().acquire() as db:
+        """The server, schema, schema version and how many substrates it holds; raises
+        within ``HEALTH_TIMEOUT`` seconds when the database does not answer."""
+        pool = self._open_pool()
+        async with asyncio.timeout(HEALTH_TIMEOUT), pool.acquire() as db:
             count = await db.fetchval("SELECT COUNT(*) FROM substrates")
             version = await schema_version(db)
-        pool = self._open_pool()
         return {
             "server": self.where,
             "schema": self.schema,
@@ -609,4 +699,12 @@ def _decided_in_sql(relationship_type: str) -> bool:
     return True  # has_relationship_type is exact in the SQL that chose the row
 
 
-__all__ = ["DEFAULT_DSN", "PostgresStore", "PostgresStoreError", "masked_dsn", "numbered", "quoted"]
+__all__ = [
+    "DEFAULT_DSN",
+    "PostgresStore",
+    "PostgresStoreError",
+    "masked_dsn",
+    "numbered",
+    "outage",
+    "quoted",
+]

@@ -5,6 +5,8 @@ Config section ``[storage.redis]``::
 
     url = "redis://127.0.0.1:6379/0"   # a password in it is masked in messages
     prefix = "butterflyfx"              # every key is "{prefix}:{tenant}:..."
+    connect_timeout = 5.0               # seconds to open a connection
+    command_timeout = 10.0              # seconds a command may take
 
 Each multi-key write (a batch, a delete with its relationships, a relationship with its
 end check) is one Lua script, atomic on the server. Search scans the tenant's substrates
@@ -26,6 +28,7 @@ from pydantic import Field
 from butterflyfx.core.config import StrictModel
 from butterflyfx.core.health import PluginHealth
 from butterflyfx.core.hookspecs import hookimpl
+from butterflyfx.core.store import StoreUnavailable
 
 from .store import DEFAULT_URL, RedisStore, RedisStoreError, masked_url
 
@@ -46,6 +49,12 @@ class RedisSettings(StrictModel):
         pattern=r"^[A-Za-z0-9_.-]{1,64}$",
         description="the first part of every key the store writes",
     )
+    connect_timeout: float = Field(
+        default=5.0, gt=0, description="seconds to open a connection to Redis"
+    )
+    command_timeout: float = Field(
+        default=10.0, gt=0, description="seconds a command may take before it fails"
+    )
 
 
 def settings_of(ctx: ServerContext) -> RedisSettings:
@@ -61,7 +70,12 @@ def butterflyfx_config_model() -> tuple[str, type[RedisSettings]]:
 @hookimpl
 def butterflyfx_storage(ctx: ServerContext) -> RedisStore:
     settings = settings_of(ctx)
-    return RedisStore(settings.url, prefix=settings.prefix)
+    return RedisStore(
+        settings.url,
+        prefix=settings.prefix,
+        connect_timeout=settings.connect_timeout,
+        command_timeout=settings.command_timeout,
+    )
 
 
 @hookimpl
@@ -75,6 +89,8 @@ async def butterflyfx_health(ctx: ServerContext) -> PluginHealth | None:
         return None
     try:
         return PluginHealth("ok", dict(await store.health()))
+    except StoreUnavailable as error:  # names the server and says what failed
+        return PluginHealth("down", {"server": store.where, "error": str(error)})
     except Exception as error:
         reason = f"{type(error).__name__}: {masked_url(str(error))}"
         return PluginHealth("down", {"server": store.where, "error": reason})

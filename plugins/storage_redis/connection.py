@@ -1,21 +1,46 @@
 """The connection every part of the Redis store shares: opening, closing, running a
-script, reading a page of a sorted set atomically, and health."""
+script, reading a page of a sorted set atomically, and health.
+
+No call waits without bound: connecting takes at most ``connect_timeout`` seconds and a
+command ``command_timeout``, retried once at once (a connection Redis dropped is opened
+again). A Redis that is away raises :class:`~butterflyfx.core.store.StoreUnavailable`
+from every method of the store (:func:`outage`); the client reconnects by itself once
+Redis answers again.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 from urllib.parse import urlsplit
 
 import redis.asyncio as aioredis
-from redis.exceptions import RedisError, ResponseError
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import ReadOnlyError, RedisError, ResponseError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from butterflyfx.core.store import StoreUnavailable
 
 from .codec import MAX_IDENTITY, after_bound
 from .scripts import SCRIPTS, script_text
 
 DEFAULT_URL = "redis://127.0.0.1:6379/0"
 SEARCH_BATCH = 256  # items read at a time when Python must filter them
+HEALTH_TIMEOUT = 5.0  # seconds readiness waits for Redis before it reports it down
+PLUGIN = "storage.redis"
+# Redis away: refused, reset or timed-out sockets, still loading its data after a restart
+# (BusyLoadingError is a ConnectionError), or a replica that a failover left read-only.
+OUTAGES: tuple[type[BaseException], ...] = (
+    RedisConnectionError,
+    RedisTimeoutError,
+    ReadOnlyError,
+    OSError,
+    TimeoutError,
+)
 
 
 class RedisStoreError(Exception):
@@ -25,6 +50,14 @@ class RedisStoreError(Exception):
 def masked_url(url: str) -> str:
     """The URL with its password replaced by ``***``."""
     return re.sub(r"(//[^:/@]*:)[^@/]*@", r"\1***@", url)
+
+
+def outage(store: RedisConnection, error: Exception) -> StoreUnavailable | None:
+    """StoreUnavailable when ``error`` says Redis is away, else None (a bug stays a bug)."""
+    if not isinstance(error, OUTAGES):
+        return None
+    said = masked_url(str(error)) or "no answer in time"
+    return StoreUnavailable(PLUGIN, f"{store.where}: {type(error).__name__}: {said}")
 
 
 def page_args(limit: int, after: int | None) -> tuple[int, str] | None:
@@ -44,10 +77,10 @@ class RedisConnection:
         *,
         prefix: str = "butterflyfx",
         connect_timeout: float = 5.0,
-        socket_timeout: float = 30.0,
+        command_timeout: float = 10.0,
     ) -> None:
         self.url, self.prefix = url, prefix
-        self.connect_timeout, self.socket_timeout = connect_timeout, socket_timeout
+        self.connect_timeout, self.command_timeout = connect_timeout, command_timeout
         self._client: aioredis.Redis | None = None
         self._scripts: dict[str, Any] = {}
 
@@ -69,10 +102,13 @@ class RedisConnection:
         if self._client is not None:
             return
         try:
+            # One immediate retry, not redis-py's ten with backoff: a request learns within
+            # about twice the timeouts that Redis is away.
             client = aioredis.Redis.from_url(
                 self.url,
                 socket_connect_timeout=self.connect_timeout,
-                socket_timeout=self.socket_timeout,
+                socket_timeout=self.command_timeout,
+                retry=Retry(NoBackoff(), 1),
             )
         except (ValueError, RedisError) as error:
             raise self._cannot_open(error) from error
@@ -116,16 +152,18 @@ class RedisConnection:
 
     # -- state --------------------------------------------------------------------------
     async def health(self) -> Mapping[str, Any]:
-        """The server, prefix, Redis version and its persistence settings (AOF)."""
+        """The server, prefix, Redis version and its persistence settings (AOF); raises
+        within ``HEALTH_TIMEOUT`` seconds when Redis does not answer."""
         client = self._redis()
-        await client.ping()
-        server = await client.info("server")
-        persistence = await client.info("persistence")
-        try:
-            config = await client.config_get("appendfsync")
-            appendfsync = _decoded(next(iter(config.values()), None))
-        except ResponseError:  # CONFIG may be disabled (managed Redis)
-            appendfsync = "unknown"
+        async with asyncio.timeout(HEALTH_TIMEOUT):
+            await client.ping()
+            server = await client.info("server")
+            persistence = await client.info("persistence")
+            try:
+                config = await client.config_get("appendfsync")
+                appendfsync = _decoded(next(iter(config.values()), None))
+            except ResponseError:  # CONFIG may be disabled (managed Redis)
+                appendfsync = "unknown"
         return {
             "server": self.where,
             "prefix": self.prefix,

@@ -14,7 +14,7 @@ from datetime import datetime
 from typing import Any
 
 from butterflyfx.core.matching import matches
-from butterflyfx.core.store import SubstrateQuery
+from butterflyfx.core.store import SubstrateQuery, unavailable_on
 from butterflyfx.kernel import InvocationStats, JSONValue, Substrate, parse_timestamp
 
 from .codec import (
@@ -31,16 +31,20 @@ from .connection import (
     SEARCH_BATCH,
     RedisStoreError,
     masked_url,
+    outage,
     page_args,
 )
 from .relationships import RelationshipMethods
 from .scripts import SUBSTRATE_FIELDS
+from .tenants import TenantMethods
 
 STATS_FIELDS = ("n", "e", "ms", "last")
 
 
-class RedisStore(RelationshipMethods):
-    """A :class:`~butterflyfx.core.store.SubstrateStore` in Redis."""
+@unavailable_on(outage)
+class RedisStore(RelationshipMethods, TenantMethods):
+    """A :class:`~butterflyfx.core.store.SubstrateStore` in Redis; a Redis that is away
+    raises :class:`~butterflyfx.core.store.StoreUnavailable` from every method."""
 
     # -- substrates ---------------------------------------------------------------------
     async def put_substrate(self, tenant: str, substrate: Substrate) -> tuple[Substrate, bool]:

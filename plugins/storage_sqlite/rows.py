@@ -23,7 +23,7 @@ from butterflyfx.kernel import Relationship, Substrate
 __all__ = [
     "ADD_INVOCATIONS", "COLUMNS", "INSERT", "INSERT_RELATIONSHIP", "KEY_OFFSET",
     "MAX_IDENTITY", "RELATIONSHIP_COLUMNS", "RELATIONSHIP_PARAMETERS", "SELECT",
-    "SELECT_RELATIONSHIP", "identity_key", "metadata_text", "relationship_from_row",
+    "SELECT_RELATIONSHIP", "TENANTS", "identity_key", "metadata_text", "relationship_from_row",
     "relationship_values", "substrate_from_row", "substrate_values", "written_relationship",
 ]  # fmt: skip
 
@@ -49,6 +49,18 @@ ON CONFLICT (tenant, identity_key) DO UPDATE SET
         THEN excluded.last_invoked_at
         ELSE invocation_totals.last_invoked_at
     END
+"""
+
+# Every tenant with a substrate: one index probe per tenant (a loose index scan), not a
+# read of every row as DISTINCT would be.
+TENANTS = """
+WITH RECURSIVE seen (tenant) AS (
+    SELECT MIN(tenant) FROM substrates
+    UNION ALL
+    SELECT (SELECT MIN(s.tenant) FROM substrates AS s WHERE s.tenant > seen.tenant)
+    FROM seen WHERE seen.tenant IS NOT NULL
+)
+SELECT tenant FROM seen WHERE tenant IS NOT NULL
 """
 
 SELECT_RELATIONSHIP = f"SELECT {RELATIONSHIP_COLUMNS} FROM relationships"

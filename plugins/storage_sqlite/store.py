@@ -43,6 +43,7 @@ from .rows import (
     RELATIONSHIP_COLUMNS,
     SELECT,
     SELECT_RELATIONSHIP,
+    TENANTS,
     identity_key,
     metadata_text,
     relationship_from_row,
@@ -345,6 +346,10 @@ class SqliteStore:
     async def count_substrates(self, tenant: str) -> int:
         rows = await self._read("SELECT COUNT(*) FROM substrates WHERE tenant = ?", (tenant,))
         return int(rows[0][0])
+
+    async def tenants(self) -> list[str]:
+        """Every tenant with a substrate, sorted (the optional ``TenantListing``)."""
+        return sorted(row[0] for row in await self._read(TENANTS))
 
     # -- invocation totals --------------------------------------------------------------
     async def add_invocations(self, tenant: str, counts: Mapping[int, InvocationStats]) -> None:

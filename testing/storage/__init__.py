@@ -37,8 +37,9 @@ deleting a substrate takes its relationships with it, in both directions; bidire
 ones list both ways) and ``search_substrates`` (every filter alone and together,
 metadata compared as JSON values), and the batch methods (``put_substrates``,
 ``put_relationships``, ``get_substrates``: item by item like the single ones, a batch
-whole or not at all). Timestamps in the stories are whole seconds: a store may drop
-fractions of a second (``storage.sqlite`` does), since the API serves none.
+whole or not at all), and the optional ``tenants()`` (every tenant holding a substrate,
+sorted; skipped for a store without it). Timestamps in the stories are whole seconds: a
+store may drop fractions of a second (``storage.sqlite`` does), since the API serves none.
 """
 
 from __future__ import annotations
@@ -48,9 +49,12 @@ from .relationships import RelationshipStories
 from .search import SearchStories
 from .substrates import SubstrateStories
 from .support import StoreFactory, make_relationship, make_substrate
+from .tenants import TenantStories
 
 __all__ = ["StoreConformance", "StoreFactory", "make_relationship", "make_substrate"]
 
 
-class StoreConformance(SubstrateStories, RelationshipStories, SearchStories, BatchStories):
+class StoreConformance(
+    SubstrateStories, RelationshipStories, SearchStories, BatchStories, TenantStories
+):
     """Stories every :class:`SubstrateStore` must pass; subclass it as ``Test<YourStore>``."""

@@ -8,6 +8,7 @@ import pytest
 
 from butterflyfx.core.events import Event
 from butterflyfx.core.problems import ProblemError
+from butterflyfx.core.store import StoreUnavailable
 from butterflyfx.core.substrates import CompiledCache, SubstrateService, merge_patch
 from butterflyfx.kernel import (
     EvaluationError,
@@ -165,6 +166,29 @@ def test_invoking_counts_into_the_frequency_dimension_before_and_after_a_flush()
     assert flushed == 1
     assert {d.name: d.content for d in after.dimensions}["Frequency"]["invocations"] == 3
     assert kinds.count("substrate.invoked") == 3
+
+
+def test_counts_a_flush_could_not_write_wait_for_the_next_one():
+    async def story(service, heard):
+        s, _ = await service.create("default", "lambda", SEED)
+        for x in range(3):
+            await service.invoke("default", s.substrate_id, {"x": x, "y": 1})
+        store = service.store
+        written = store.add_invocations
+
+        async def away(tenant, counts):
+            raise StoreUnavailable("storage.memory", "connection refused")
+
+        store.add_invocations = away
+        with pytest.raises(StoreUnavailable):
+            await service.flush_invocations()
+        await service.invoke("default", s.substrate_id, {"x": 9, "y": 1})  # meanwhile
+        store.add_invocations = written
+        flushed = await service.flush_invocations()
+        stored = await store.invocation_stats("default", s.identity)
+        return flushed, stored.count, await service.flush_invocations()
+
+    assert run(story) == (1, 4, 0)  # none lost, none counted twice
 
 
 def test_a_failed_invocation_is_counted_as_an_error():

@@ -227,29 +227,136 @@ def test_two_workers_sharing_redis_enforce_one_limit(tmp_path, redis_prefix):
     assert keys, "the counters live in Redis under the configured key_prefix"
 
 
-def test_when_redis_goes_away_requests_pass_unlimited_and_health_says_it_is_down(
+def adding(n: int) -> dict[str, str]:
+    """A substrate of its own for each ``n`` (the identity is the expression's)."""
+    return {"expression_type": "lambda", "expression_code": f"lambda **kw: kw.get('x', 0) + {n}"}
+
+
+LAMBDA = adding(1)
+
+
+async def outage_story(tmp_path, redis_prefix, ratelimit_extra, during_cut):
+    """A server counting in Redis through a link: one write before the cut, then
+    ``during_cut(client, substrate_id)`` while it is cut, then the same write once restored;
+    returns (what during_cut returned, /api/v1/health's ratelimit state during and after,
+    the write after)."""
+    link = CuttableLink("127.0.0.1", 6379)
+    url = f"redis://127.0.0.1:{await link.open()}/0"
+    ratelimit = {"storage": url, "key_prefix": redis_prefix, "tiers": {"free": "50/minute"}}
+    ratelimit.update(ratelimit_extra)
+    try:
+        async with running_client(build_context(tmp_path, ratelimit)) as client:
+            made = await client.post(SUBSTRATES, json=LAMBDA, headers=bearer("free-token"))
+            assert made.status_code == 201, await made.get_data()
+            substrate_id = (await made.get_json())["substrate_id"]
+            await link.cut()
+            during = await during_cut(client, substrate_id)
+            health_during = await (await client.get(HEALTH)).get_json()
+            await link.restore()
+            after = await client.post(SUBSTRATES, json=adding(2), headers=bearer("free-token"))
+            health_after = await (await client.get(HEALTH)).get_json()
+    finally:
+        await link.cut()
+    return during, health_during["plugins"]["ratelimit"], after, health_after
+
+
+def test_while_redis_is_away_reads_and_invocations_pass_uncounted_and_writes_get_503(
     tmp_path, redis_prefix
 ):
-    async def scenario():
-        link = CuttableLink("127.0.0.1", 6379)
-        url = f"redis://127.0.0.1:{await link.open()}/0"
-        ratelimit = {"storage": url, "key_prefix": redis_prefix, "tiers": {"free": "3/minute"}}
-        async with running_client(build_context(tmp_path, ratelimit)) as client:
-            before = await client.get(SUBSTRATES, headers=bearer("free-token"))
-            await link.cut()
-            during = [await client.get(SUBSTRATES, headers=bearer("free-token")) for _ in range(4)]
-            health = await client.get(HEALTH)
-            return before, during, health.status_code, await health.get_json()
+    async def during_cut(client, substrate_id):
+        free = bearer("free-token")
+        return {
+            "read": await client.get(SUBSTRATES, headers=free),
+            "invoke": await client.post(
+                f"{SUBSTRATES}/{substrate_id}/invoke", json={"parameters": {"x": 2}}, headers=free
+            ),
+            "write": await client.post(SUBSTRATES, json=LAMBDA, headers=free),
+            "delete": await client.delete(f"{SUBSTRATES}/{substrate_id}", headers=free),
+            "health": await client.get(HEALTH),
+        }
 
-    before, during, health_status, health = asyncio.run(scenario())
+    during, limiter, after, health_after = asyncio.run(
+        outage_story(tmp_path, redis_prefix, {}, during_cut)
+    )
 
-    assert rate_headers(before)["x-ratelimit-remaining"] == "2"
-    assert [answer.status_code for answer in during] == [200] * 4  # not 500, not refused
-    assert all(rate_headers(answer) == {} for answer in during)  # no count it cannot make
-    assert health_status == 200  # liveness; /api/v1/ready is the one to answer 503
-    limiter = health["plugins"]["ratelimit"]
-    assert limiter["status"] == "down" and limiter["storage"] == "redis"
+    assert during["read"].status_code == 200 and during["invoke"].status_code == 200
+    assert rate_headers(during["read"]) == {} and rate_headers(during["invoke"]) == {}
+    assert during["health"].status_code == 200  # a probe is never refused for Redis's sake
+    for refused in (during["write"], during["delete"]):
+        assert refused.status_code == 503  # not 429: the client is not over its limit
+        assert refused.headers["Content-Type"] == "application/problem+json"
+        assert refused.headers["Retry-After"] == "5"
+    problem = asyncio.run(during["write"].get_json())
+    assert problem["type"].endswith("/rate-limit-unavailable")
+    assert problem["action"] == "write" and problem["retry_after"] == 5
+    assert "[ratelimit.on_storage_error] write is fail_closed" in problem["detail"]
+    assert limiter["status"] == "degraded" and limiter["redis"] == "unreachable"
+    assert limiter["on_storage_error"] == {
+        "read": "fail_open", "invoke": "fail_open", "write": "fail_closed", "admin": "fail_closed",
+    }  # fmt: skip
     assert "ConnectionError" in limiter["error"]
+
+    assert after.status_code == 201  # Redis is back: writes are counted and pass again
+    assert rate_headers(after)["x-ratelimit-limit"] == "50"
+    assert health_after["plugins"]["ratelimit"] == {
+        "status": "ok", "storage": "redis", "strategy": "moving-window",
+    }  # fmt: skip
+
+
+def test_an_operator_may_refuse_reads_and_pass_writes_while_redis_is_away(tmp_path, redis_prefix):
+    policy = {"on_storage_error": {"read": "fail_closed", "write": "fail_open"}}
+
+    async def during_cut(client, substrate_id):
+        free = bearer("free-token")
+        return {
+            "read": await client.get(f"{SUBSTRATES}/{substrate_id}", headers=free),
+            "write": await client.post(SUBSTRATES, json=adding(3),
+                                       headers=free),
+            "invoke": await client.post(
+                f"{SUBSTRATES}/{substrate_id}/invoke", json={"parameters": {}}, headers=free
+            ),
+            "health": await client.get(HEALTH),
+            "guess": await client.get(SUBSTRATES, headers=bearer("a-guessed-token")),
+        }  # fmt: skip
+
+    during, limiter, _, _ = asyncio.run(outage_story(tmp_path, redis_prefix, policy, during_cut))
+
+    assert during["read"].status_code == 503
+    assert asyncio.run(during["read"].get_json())["action"] == "read"
+    assert during["write"].status_code == 201 and rate_headers(during["write"]) == {}
+    assert during["invoke"].status_code == 200  # invoke keeps its default: fail_open
+    # Reads without a principal pass whatever the policy: probes, and refused credentials
+    # (a 401, as ever), never a 503 that would get a healthy server restarted.
+    assert during["health"].status_code == 200
+    assert during["guess"].status_code == 401
+    assert limiter["on_storage_error"]["read"] == "fail_closed"
+    assert limiter["status"] == "degraded"
+
+
+def test_a_policy_that_refuses_everything_makes_the_limiter_down_while_redis_is_away(
+    tmp_path, redis_prefix
+):
+    every_kind = {kind: "fail_closed" for kind in ("read", "invoke", "write", "admin")}
+
+    async def during_cut(client, substrate_id):
+        return await client.get(SUBSTRATES, headers=bearer("free-token"))
+
+    during, limiter, after, _ = asyncio.run(
+        outage_story(tmp_path, redis_prefix, {"on_storage_error": every_kind}, during_cut)
+    )
+
+    assert during.status_code == 503
+    assert limiter["status"] == "down"
+    assert after.status_code == 201
+
+
+@pytest.mark.parametrize("value", ["open", "FAIL_OPEN", True])
+def test_a_policy_other_than_fail_open_or_fail_closed_stops_the_start(tmp_path, value):
+    with pytest.raises(ConfigError) as refused:
+        build_context(tmp_path, {"on_storage_error": {"write": value}})
+
+    assert "on_storage_error.write" in str(refused.value)
+    assert "fail_open" in str(refused.value) and "fail_closed" in str(refused.value)
 
 
 def test_health_reports_where_the_counters_live(tmp_path):

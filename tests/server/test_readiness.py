@@ -39,6 +39,11 @@ def start_with_redis_rate_limits(butterflyfx, tmp_path, link, prefix):
         f'storage = "{link.url}"\n'
         f'key_prefix = "{prefix}"\n'
         'anonymous = "100000/minute"\n'  # this story polls the open routes; it is not about limits
+        # A limiter that refuses every kind of request uncounted is down without its Redis
+        # (by default it is only degraded: reads pass, writes wait; see test_outages).
+        "[ratelimit.on_storage_error]\n"
+        'read = "fail_closed"\ninvoke = "fail_closed"\n'
+        'write = "fail_closed"\nadmin = "fail_closed"\n'
     )
     return butterflyfx.start(
         "--config", str(config), "--data-dir", str(tmp_path / "data")
