@@ -6,10 +6,14 @@ STAMP  := $(VENV)/.installed-test
 
 .PHONY: test lint pytest bench clean serve
 
-$(STAMP): pyproject.toml
+STORAGE_EXAMPLE := examples/plugins/butterflyfx-storage-example
+
+# The example storage plugin is installed beside the server, as a user installs a plugin;
+# tests/test_storage_plugin_example.py serves it end to end (editable: its code is the folder's).
+$(STAMP): pyproject.toml $(STORAGE_EXAMPLE)/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test]'
+	$(BIN)/python -m pip install --quiet -e '.[test]' -e ./$(STORAGE_EXAMPLE)
 	touch $(STAMP)
 
 test: lint pytest
@@ -22,6 +26,9 @@ lint: $(STAMP)
 pytest: $(STAMP)
 	$(BIN)/pytest
 
+# make bench: kernel, HTTP, graph and start-up benchmarks (see docs/performance.md). The HTTP rows:
+# BENCH_ENGINES=sqlite,postgres,redis (default) and BENCH_INSTANCES=2 (0: no two-instance row);
+# a row whose PostgreSQL or Redis does not answer is skipped with the reason.
 bench: $(STAMP)
 	$(BIN)/pytest bench --benchmark-enable --benchmark-only --benchmark-columns=min,median,ops,rounds
 	$(BIN)/python bench/http/run.py

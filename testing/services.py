@@ -1,19 +1,31 @@
 """The real services tests reach: Redis (and PostgreSQL, for the stores that use it) on
 this machine. Where one does not answer, a test skips saying why; under
-``BUTTERFLYFX_REQUIRE_SERVICES=1`` (CI) a missing service is a failure instead."""
+``BUTTERFLYFX_REQUIRE_SERVICES=1`` (CI) a missing service is a failure instead.
+
+Each test gets a place of its own on the shared server, removed afterwards: a key prefix
+on Redis (:func:`redis_prefix`), a schema on PostgreSQL (:func:`postgres_schema`). The
+addresses come from ``BUTTERFLYFX_TEST_REDIS_URL`` and ``BUTTERFLYFX_TEST_POSTGRES_DSN``,
+else the local defaults. The pytest plugin (:mod:`butterflyfx.testing.pytest_plugin`)
+offers both as fixtures.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import NoReturn
 
+import asyncpg
 import pytest
 import redis
 
 REDIS_URL = os.environ.get("BUTTERFLYFX_TEST_REDIS_URL") or "redis://127.0.0.1:6379/0"
+POSTGRES_DSN = (
+    os.environ.get("BUTTERFLYFX_TEST_POSTGRES_DSN") or "postgresql://postgres@127.0.0.1:5432/test"
+)
 
 
 def missing(reason: str) -> NoReturn:
@@ -45,3 +57,26 @@ def redis_prefix(url: str = REDIS_URL) -> Iterator[str]:
         for key in client.scan_iter(match=f"{prefix}:*"):
             client.delete(key)
         client.close()
+
+
+async def _postgres_execute(dsn: str, sql: str) -> None:
+    db = await asyncpg.connect(dsn, timeout=3)
+    try:
+        await db.execute(sql)
+    finally:
+        await db.close()
+
+
+@contextmanager
+def postgres_schema(dsn: str = POSTGRES_DSN) -> Iterator[str]:
+    """A new schema name of the caller's own on the database at ``dsn`` (which answered);
+    the schema, and whatever a store created in it, is dropped afterwards."""
+    try:
+        asyncio.run(_postgres_execute(dsn, "SELECT 1"))
+    except (OSError, TimeoutError, asyncpg.PostgresError) as error:
+        missing(f"no PostgreSQL answers at {dsn} ({error})")
+    schema = f"bfx_test_{uuid.uuid4().hex[:12]}"
+    try:
+        yield schema
+    finally:
+        asyncio.run(_postgres_execute(dsn, f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
