@@ -1,6 +1,8 @@
 """Every config file in examples/ is one a user can copy: it checks, loads and serves.
 
 The files are found anew on each run, so a new example is covered without touching this test.
+An example that names PostgreSQL or Redis serves here on the test services, in a schema and
+under a key prefix of the test's own (:func:`on_test_services`).
 """
 
 from __future__ import annotations
@@ -11,6 +13,8 @@ import os
 import subprocess
 import sys
 import tomllib
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +23,7 @@ import pytest
 from butterflyfx.core.config import DEFAULT_PLUGINS, effective_settings, read_config
 from butterflyfx.core.context import ServerContext
 from butterflyfx.core.problems import ProblemError
+from butterflyfx.testing import services
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = sorted((ROOT / "examples").glob("*.toml"))
@@ -71,9 +76,38 @@ def keys_in_file(path: Path, sections: set[str]) -> list[tuple[str, str, Any]]:
     return found
 
 
+@contextmanager
+def on_test_services(path: Path) -> Iterator[dict[str, str]]:
+    """The environment that points the example's PostgreSQL and Redis settings at the
+    test services: each database URL at the test database, each schema it names at a new
+    schema of the test's own, each Redis URL at the test Redis, and its key prefixes and
+    channels under a prefix of the test's own. All are removed afterwards."""
+    env: dict[str, str] = {}
+    with ExitStack() as owned:
+        schemas: dict[str, str] = {}
+        prefix: list[str] = []
+        for section, key, value in keys_in_file(path, {"server", *build(path).config.sections}):
+            if not isinstance(value, str):
+                continue
+            name = f"BUTTERFLYFX_{section.upper().replace('.', '_')}__{key.upper()}"
+            if value.startswith(("postgresql://", "postgres://")):
+                env[name] = services.POSTGRES_DSN
+            elif key == "schema":
+                if value not in schemas:
+                    schemas[value] = owned.enter_context(services.postgres_schema())
+                env[name] = schemas[value]
+            elif value.startswith(("redis://", "rediss://")):
+                env[name] = services.REDIS_URL
+            elif key in ("key_prefix", "channel"):
+                prefix = prefix or [owned.enter_context(services.redis_prefix())]
+                env[name] = f"{prefix[0]}:{key}"
+        yield env
+
+
 def test_the_examples_the_docs_point_to_exist():
     names = {path.name for path in EXAMPLES}
-    assert {"minimal.toml", "memory.toml", "production-sqlite.toml"} <= names
+    assert {"minimal.toml", "memory.toml", "production-sqlite.toml",
+            "production-postgres.toml"} <= names  # fmt: skip
 
 
 @pytest.mark.parametrize("path", EXAMPLES, ids=lambda path: path.name)
@@ -146,19 +180,24 @@ def test_a_server_on_memory_toml_serves_substrates_then_forgets_them(tmp_path, m
 @pytest.mark.parametrize("path", EXAMPLES, ids=lambda path: path.name)
 def test_every_example_starts_and_serves_with_its_files_moved_aside(path, tmp_path):
     # As an operator would on a machine without /var/lib/butterflyfx: --data-dir, and the
-    # database file through the environment (ignored when storage.sqlite is not loaded).
+    # database file through the environment (ignored when storage.sqlite is not loaded);
+    # PostgreSQL and Redis are the test's own.
     env = {"BUTTERFLYFX_STORAGE_SQLITE__PATH": str(tmp_path / "moved.sqlite3")}
+    with on_test_services(path) as moved:
+        env.update(moved)
+        result = asyncio.run(serve_once(path, env, tmp_path))
+    assert result == 42
 
-    async def story() -> Any:
-        ctx = build(path, env, data_dir=str(tmp_path / "data"))
-        await ctx.start()
-        try:
-            substrate, _ = await ctx.substrates.create("default", "lambda", MULTIPLY)
-            invocation = await ctx.substrates.invoke(
-                "default", substrate.substrate_id, {"x": 6, "y": 7}
-            )
-        finally:
-            await ctx.stop()
-        return invocation.result
 
-    assert asyncio.run(story()) == 42
+async def serve_once(path: Path, env: dict[str, str], tmp_path: Path) -> Any:
+    """Start a server on the example, make and invoke a substrate, stop; the result."""
+    ctx = build(path, env, data_dir=str(tmp_path / "data"))
+    await ctx.start()
+    try:
+        substrate, _ = await ctx.substrates.create("default", "lambda", MULTIPLY)
+        invocation = await ctx.substrates.invoke(
+            "default", substrate.substrate_id, {"x": 6, "y": 7}
+        )
+    finally:
+        await ctx.stop()
+    return invocation.result

@@ -1,13 +1,18 @@
 """``auth.apikey``: API keys (``Authorization: Bearer sk-butterflyfx-...``) per tenant.
 
-Keys live in their own SQLite file, only as SHA-256 digests; each has a tenant, a tier,
-scopes, and created, last-used and revoked times. ``butterflyfx keys create|list|revoke``
-manages them from the shell, ``/api/v1/keys`` from an admin key. On the first start with
-no key at all, one admin key for tenant ``default`` is created and printed once on stdout.
+Keys are stored only as SHA-256 digests; each has a tenant, a tier, scopes, and created,
+last-used and revoked times. They live in a SQLite file of their own (one machine), or in
+a PostgreSQL table when ``database`` is set, so that every instance behind a load balancer
+knows every key and every revocation. ``butterflyfx keys create|list|revoke`` manages them
+from the shell, ``/api/v1/keys`` from an admin key. On the first start with no key at all,
+one admin key for tenant ``default`` is created and printed once on stdout (by exactly one
+of several instances starting at once).
 
 Config section ``[auth.apikey]``::
 
     path = "/var/lib/butterflyfx/auth-keys.sqlite3"  # default: <data_dir>/auth-keys.sqlite3
+    database = "postgresql://butterflyfx@db:5432/butterflyfx"  # instead of path: shared
+    schema = "butterflyfx_auth"   # the PostgreSQL schema of the keys table
     bootstrap = true              # first start with no keys: create and print an admin key
     bootstrap_tier = "enterprise" # the tier of that key
 """
@@ -15,64 +20,32 @@ Config section ``[auth.apikey]``::
 from __future__ import annotations
 
 from collections.abc import Mapping
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import structlog
-from pydantic import Field, field_validator
 
-from butterflyfx.core.auth import TIERS, Caller, Principal
+from butterflyfx.core.auth import Caller, Principal
 from butterflyfx.core.commands import Command
-from butterflyfx.core.config import StrictModel
 from butterflyfx.core.health import PluginHealth
 from butterflyfx.core.hookspecs import hookimpl
 
 from .command import KeysCommand
 from .keys import PREFIX, ApiKey, IssuedKey
 from .keystore import KeyStore, KeyStoreError
+from .postgres_keystore import PostgresKeyStore
 from .routes import KeyRoutes
 from .service import BOOTSTRAP_TENANT, ApiKeyService
+from .settings import DEFAULT_FILE_NAME, SECTION, ApiKeySettings, keys_path, settings_of
+from .stores import KeyStorage, key_store
 
 if TYPE_CHECKING:
     from butterflyfx.core.context import ServerContext
 
-__all__ = ["PREFIX", "SECTION", "ApiKey", "ApiKeySettings", "IssuedKey", "KeyStore",
-           "KeyStoreError", "keys_path"]  # fmt: skip
+__all__ = ["DEFAULT_FILE_NAME", "PREFIX", "SECTION", "ApiKey", "ApiKeySettings", "IssuedKey",
+           "KeyStorage", "KeyStore", "KeyStoreError", "PostgresKeyStore", "key_store",
+           "keys_path", "service_of"]  # fmt: skip
 
-SECTION = "auth.apikey"
-DEFAULT_FILE_NAME = "auth-keys.sqlite3"
 log = structlog.get_logger("butterflyfx.auth.apikey")
-
-
-class ApiKeySettings(StrictModel):
-    """The ``[auth.apikey]`` config section."""
-
-    path: Path | None = Field(
-        default=None, description="the SQLite file of API keys; default in data_dir"
-    )
-    bootstrap: bool = Field(
-        default=True,
-        description="on a start with no keys at all, create one admin key for tenant "
-        "default and print it once on stdout",
-    )
-    bootstrap_tier: str = Field(default="enterprise", description="the tier of that first key")
-
-    @field_validator("bootstrap_tier")
-    @classmethod
-    def _known_tier(cls, value: str) -> str:
-        if value not in TIERS:
-            raise ValueError(f"must be one of {', '.join(TIERS)}")
-        return value
-
-
-def settings_of(ctx: ServerContext) -> ApiKeySettings:
-    section = ctx.section(SECTION)
-    return section if isinstance(section, ApiKeySettings) else ApiKeySettings()
-
-
-def keys_path(ctx: ServerContext) -> Path:
-    """The configured file, or ``auth-keys.sqlite3`` in the server's data folder."""
-    return settings_of(ctx).path or Path(ctx.data_dir) / DEFAULT_FILE_NAME
 
 
 # One service per running context (tests run several contexts in one process). The
@@ -95,7 +68,7 @@ def butterflyfx_config_model() -> tuple[str, type[ApiKeySettings]]:
 @hookimpl
 async def butterflyfx_startup(ctx: ServerContext) -> None:
     settings = settings_of(ctx)
-    service = ApiKeyService(KeyStore(keys_path(ctx)))
+    service = ApiKeyService(key_store(ctx))
     await service.start()
     _running[id(ctx)] = (ctx, service)
     if not settings.bootstrap:
@@ -134,7 +107,7 @@ def butterflyfx_routes(app: Any, ctx: ServerContext) -> None:
 
 @hookimpl
 def butterflyfx_commands() -> Mapping[str, Command]:
-    return {"keys": KeysCommand(keys_path)}
+    return {"keys": KeysCommand(key_store)}
 
 
 @hookimpl
@@ -147,4 +120,4 @@ async def butterflyfx_health(ctx: ServerContext) -> PluginHealth:
         active, revoked = await store.count()
     except Exception as error:
         return PluginHealth("down", {"error": f"{type(error).__name__}: {error}"})
-    return PluginHealth("ok", {"keys": active, "revoked_keys": revoked})
+    return PluginHealth("ok", {"keys": active, "revoked_keys": revoked, "store": store.kind})

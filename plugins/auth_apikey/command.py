@@ -1,8 +1,10 @@
 """``butterflyfx keys create|list|revoke``: manage API keys from the shell.
 
-The command opens the key file itself, so it works with the server stopped or running
-(SQLite's lock queues its write behind the server's). ``create`` prints the key once, as
-the last line of stdout, for scripts to take with ``tail -n 1``.
+The command opens the key store the config names itself (the SQLite file, or the
+PostgreSQL database of ``[auth.apikey] database``), so it works with the servers stopped
+or running: a key it creates or revokes counts on the next request to any of them.
+``create`` prints the key once, as the last line of stdout, for scripts to take with
+``tail -n 1``.
 """
 
 from __future__ import annotations
@@ -10,11 +12,11 @@ from __future__ import annotations
 import argparse
 import json
 from collections.abc import Callable
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from butterflyfx.core.auth import ACTIONS, TIERS
 from butterflyfx.core.commands import CommandError
+from butterflyfx.core.store import StoreUnavailable
 
 from .keys import (
     ApiKey,
@@ -24,10 +26,12 @@ from .keys import (
     checked_tenant,
     checked_tier,
 )
-from .keystore import KeyStore, KeyStoreError
+from .keystore import KeyStoreError
 
 if TYPE_CHECKING:
     from butterflyfx.core.context import ServerContext
+
+    from .stores import KeyStorage
 
 COLUMNS = ("ID", "TENANT", "TIER", "SCOPES", "NAME", "CREATED", "LAST USED", "REVOKED")
 
@@ -72,8 +76,8 @@ class KeysCommand:
 
     help = "create, list and revoke API keys (auth.apikey)"
 
-    def __init__(self, path_of: Callable[[ServerContext], Path]) -> None:
-        self.path_of = path_of
+    def __init__(self, store_of: Callable[[ServerContext], KeyStorage]) -> None:
+        self.store_of = store_of
 
     def configure(self, parser: argparse.ArgumentParser) -> None:
         actions = parser.add_subparsers(dest="keys_action", metavar="ACTION", required=True)
@@ -97,19 +101,22 @@ class KeysCommand:
 
     async def run(self, args: argparse.Namespace, ctx: ServerContext) -> int:
         action = {"create": self._create, "list": self._list, "revoke": self._revoke}
+        store = self.store_of(ctx)
         try:
-            return await action[args.keys_action](args, self.path_of(ctx))
+            return await action[args.keys_action](args, store)
         except InvalidKeyField as error:
             raise CommandError(f"--{error.field}: {error}") from None
-        except KeyStoreError as error:
+        except (KeyStoreError, StoreUnavailable) as error:
             raise CommandError(str(error)) from None
+        finally:
+            await store.close()
 
     @staticmethod
-    async def _create(args: argparse.Namespace, path: Path) -> int:
+    async def _create(args: argparse.Namespace, store: KeyStorage) -> int:
         tenant, tier = checked_tenant(args.tenant), checked_tier(args.tier)
         scopes, name = checked_scopes(args.scopes), checked_name(args.name)
-        async with KeyStore(path) as store:
-            issued = await store.create(tenant, tier, scopes, name)
+        await store.open()
+        issued = await store.create(tenant, tier, scopes, name)
         key = issued.key
         print(
             f"created {key.id} for tenant {key.tenant} (tier {key.tier}; scopes "
@@ -120,10 +127,10 @@ class KeysCommand:
         return 0
 
     @staticmethod
-    async def _list(args: argparse.Namespace, path: Path) -> int:
+    async def _list(args: argparse.Namespace, store: KeyStorage) -> int:
         tenant = None if args.tenant is None else checked_tenant(args.tenant)
-        async with KeyStore(path) as store:
-            keys = await store.list(tenant=tenant)
+        await store.open()
+        keys = await store.list(tenant=tenant)
         if args.json:
             print(json.dumps([key.public() for key in keys], indent=2))
         else:
@@ -131,13 +138,13 @@ class KeysCommand:
         return 0
 
     @staticmethod
-    async def _revoke(args: argparse.Namespace, path: Path) -> int:
+    async def _revoke(args: argparse.Namespace, store: KeyStorage) -> int:
         key_id = args.id
-        async with KeyStore(path) as store:
-            before = await store.get(key_id)
-            if before is None:
-                raise CommandError(f"no API key {key_id!r}; `butterflyfx keys list` shows the ids")
-            key = await store.revoke(key_id)
+        await store.open()
+        before = await store.get(key_id)
+        if before is None:
+            raise CommandError(f"no API key {key_id!r}; `butterflyfx keys list` shows the ids")
+        key = await store.revoke(key_id)
         if key is None:  # nothing deletes keys, but say so rather than crash
             raise CommandError(f"no API key {key_id!r}")
         if before.revoked:

@@ -1,4 +1,5 @@
-"""API keys in one SQLite file, shared by every worker process and the ``keys`` command.
+"""API keys in one SQLite file, shared by every worker process and the ``keys`` command
+of one machine (:mod:`.postgres_keystore` shares them between machines).
 
 WAL lets readers run beside a writer. Writes go through one connection under an asyncio
 lock, each in ``BEGIN IMMEDIATE`` so processes queue on SQLite's lock (the busy timeout)
@@ -57,6 +58,8 @@ LOOKUP_WAIT_S = 0.02  # the longest a key lookup may hold the event loop when SQ
 class KeyStore:
     """Create, find, list and revoke API keys; only digests of their secrets are kept."""
 
+    kind = "sqlite"
+
     def __init__(self, path: Path | str, busy_timeout_ms: int = 5000) -> None:
         self.path = Path(path)
         self.busy_timeout_ms = busy_timeout_ms
@@ -64,6 +67,11 @@ class KeyStore:
         self._reader: aiosqlite.Connection | None = None
         self._lookup: sqlite3.Connection | None = None
         self._lock: asyncio.Lock | None = None
+
+    @property
+    def where(self) -> str:
+        """The key file, for messages and health."""
+        return str(self.path)
 
     async def open(self) -> None:
         if self._writer is not None:

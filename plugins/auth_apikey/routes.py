@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from quart import Blueprint, Response, g, request
 from quart_schema import tag_blueprint
@@ -25,7 +25,9 @@ from .keys import (
     checked_tier,
     tier_rank,
 )
-from .keystore import KeyStore
+
+if TYPE_CHECKING:
+    from .stores import KeyStorage
 
 PREFIX = "/api/v1/keys"
 FIELDS = ("tier", "scopes", "name")
@@ -67,7 +69,7 @@ async def _body() -> dict[str, Any]:
 class KeyRoutes:
     """The routes, reading the key store through ``store()`` (open once the server runs)."""
 
-    def __init__(self, store: Callable[[], KeyStore]) -> None:
+    def __init__(self, store: Callable[[], KeyStorage]) -> None:
         self.store = store
 
     def blueprint(self) -> Blueprint:

@@ -5,13 +5,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from typing import TYPE_CHECKING
 
 import structlog
 
 from butterflyfx.core.auth import Principal, unauthenticated
+from butterflyfx.core.store import StoreUnavailable
 
 from .keys import ADMIN_SCOPES, PREFIX, IssuedKey
-from .keystore import KeyStore
+
+if TYPE_CHECKING:
+    from .stores import KeyStorage
 
 log = structlog.get_logger("butterflyfx.auth.apikey")
 
@@ -22,9 +26,10 @@ BOOTSTRAP_TENANT = "default"
 
 class ApiKeyService:
     """One server's keys: the store, read on every request (so a revocation counts at
-    once), and the last-use times waiting to be written."""
+    once, through whichever worker or instance it was made), and the last-use times
+    waiting to be written: at most ``flush_seconds`` of them, lost only to a SIGKILL."""
 
-    def __init__(self, store: KeyStore, flush_seconds: float = FLUSH_SECONDS) -> None:
+    def __init__(self, store: KeyStorage, flush_seconds: float = FLUSH_SECONDS) -> None:
         self.store = store
         self.flush_seconds = flush_seconds
         self._used: dict[str, int] = {}
@@ -42,6 +47,8 @@ class ApiKeyService:
             self._flusher = None
         try:
             await self.flush()
+        except StoreUnavailable as error:  # last-use times are worth no failed stop
+            log.warning("api_key_last_used_lost", keys=len(self._used), error=str(error))
         finally:
             await self.store.close()
 
@@ -78,5 +85,7 @@ class ApiKeyService:
             await asyncio.sleep(self.flush_seconds)
             try:
                 await self.flush()
+            except StoreUnavailable as error:  # kept for the next try; one line, no traceback
+                log.warning("api_key_last_used_flush_failed", error=str(error))
             except Exception:
                 log.exception("api_key_last_used_flush_failed")

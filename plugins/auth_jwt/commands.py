@@ -14,13 +14,17 @@ from typing import TYPE_CHECKING
 
 from butterflyfx.core.auth import ACTIONS, TIERS
 from butterflyfx.core.commands import CommandError
+from butterflyfx.core.store import StoreUnavailable
 
 from .passwords import PasswordRefused, check_new_password, hash_password
-from .settings import users_path
-from .users import DEFAULT_SCOPES, User, UserRefused, UserStore, checked_user
+from .postgres_users import UserDatabaseError
+from .stores import user_store
+from .users import DEFAULT_SCOPES, User, UserRefused, checked_user
 
 if TYPE_CHECKING:
     from butterflyfx.core.context import ServerContext
+
+    from .stores import UserStorage
 
 
 def read_password(from_stdin: bool) -> str:
@@ -89,19 +93,21 @@ class UsersCommand:
 
     async def run(self, args: argparse.Namespace, ctx: ServerContext) -> int:
         password = read_password(args.password_stdin) if args.users_action == "add" else None
-        store = UserStore(users_path(ctx))
+        store = user_store(ctx)
         try:
             await store.open()
+        except UserDatabaseError as error:
+            raise CommandError(str(error)) from None
         except Exception as error:
-            raise CommandError(f"cannot open the users file {store.path}: {error}") from None
+            raise CommandError(f"cannot open the users file {store.where}: {error}") from None
         try:
             return await self._run(args, store, password)
-        except UserRefused as error:
+        except (UserRefused, StoreUnavailable) as error:
             raise CommandError(str(error)) from None
         finally:
             await store.close()
 
-    async def _run(self, args: argparse.Namespace, store: UserStore, password: str | None) -> int:
+    async def _run(self, args: argparse.Namespace, store: UserStorage, password: str | None) -> int:
         action = args.users_action
         if action == "add":
             assert password is not None

@@ -15,10 +15,11 @@ from butterflyfx.core.problems import ProblemError
 from .attempts import FailedLogins, attempts_storage, where
 from .passwords import hash_password, needs_rehash, verify_password
 from .passwords import prepare as prepare_passwords
-from .secret import signing_secret
-from .settings import SECTION, secret_path, settings_of, users_path
+from .postgres_users import PostgresUserStore
+from .secret import shared_signing_secret, signing_secret
+from .settings import SECTION, secret_path, settings_of
+from .stores import UserStorage, user_store
 from .tokens import TokenAuthority
-from .users import UserStore
 
 if TYPE_CHECKING:
     from butterflyfx.core.context import ServerContext
@@ -29,7 +30,7 @@ _running: dict[int, tuple[ServerContext, JwtAuth]] = {}  # by id(ctx): contexts 
 
 @dataclass
 class JwtAuth:
-    users: UserStore
+    users: UserStorage
     authority: TokenAuthority
     attempts: FailedLogins
     worker: str
@@ -45,10 +46,13 @@ class JwtAuth:
                 "limit; configure Redis: [auth.jwt] attempts_storage = "
                 '"redis://127.0.0.1:6379/0" (or BUTTERFLYFX_AUTH_JWT__ATTEMPTS_STORAGE)'
             )
-        authority = TokenAuthority(
-            signing_secret(settings, secret_path(ctx)),
-            settings.issuer, settings.audience, settings.token_seconds,
-        )  # fmt: skip
+        if settings.database is not None and storage_url.startswith("memory://"):
+            log.warning(
+                "jwt_attempts_counted_per_instance",
+                detail="users are shared through PostgreSQL, but failed logins are counted "
+                "in this process only: each instance behind a balancer allows the full "
+                "login_attempts; set [auth.jwt] attempts_storage to a redis:// URL",
+            )  # fmt: skip
         attempts = FailedLogins(attempts_storage(storage_url), settings.login_attempts, storage_url)
         if not storage_url.startswith("memory://") and not await attempts.healthy():
             raise PluginError(
@@ -56,8 +60,19 @@ class JwtAuth:
                 "not answer; start it or change the URL"
             )
         await prepare_passwords()
-        users = UserStore(users_path(ctx))
+        users = user_store(ctx)
         await users.open()
+        try:
+            if isinstance(users, PostgresUserStore):
+                secret = await shared_signing_secret(settings, users)
+            else:
+                secret = signing_secret(settings, secret_path(ctx))
+        except BaseException:
+            await users.close()
+            raise
+        authority = TokenAuthority(
+            secret, settings.issuer, settings.audience, settings.token_seconds
+        )
         return cls(users, authority, attempts, ctx.worker_id)
 
     async def close(self) -> None:

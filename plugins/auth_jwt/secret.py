@@ -1,5 +1,8 @@
 """The HS256 signing secret: from the config (or its environment variable), else one
-generated once into a file only the server's user can read. Never a built-in default."""
+generated once, never a built-in default. Generated, it is kept where the users are: in a
+file only the server's user can read (one machine: its workers share it), or, with
+``[auth.jwt] database``, in that database, so every instance signs and verifies with the
+one secret and a token from any instance is good at every other."""
 
 from __future__ import annotations
 
@@ -7,17 +10,39 @@ import os
 import secrets
 import stat
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import structlog
 
 from .settings import MIN_SECRET_CHARACTERS, JwtSettings
+
+if TYPE_CHECKING:
+    from .postgres_users import PostgresUserStore
 
 log = structlog.get_logger("butterflyfx.auth.jwt")
 GENERATED_BYTES = 48  # 384 random bits, written as 64 URL-safe characters
 
 
 class SecretFileError(Exception):
-    """The secret file cannot be read or made; the message names it and says why."""
+    """The generated secret cannot be read or made; the message names where it is kept
+    and says why."""
+
+
+async def shared_signing_secret(settings: JwtSettings, users: PostgresUserStore) -> bytes:
+    """The configured secret, else the one every instance on the users database shares
+    (generated and stored there by the first instance that asked)."""
+    if settings.secret is not None:
+        return settings.secret.get_secret_value().encode()
+    text, made = await users.shared_secret(secrets.token_urlsafe(GENERATED_BYTES))
+    if made:
+        log.info("jwt_secret_generated", database=users.where)
+    if len(text) < MIN_SECRET_CHARACTERS:
+        raise SecretFileError(
+            f"the JWT signing secret stored in {users.where} (table jwt_signing_secret) holds "
+            f"fewer than {MIN_SECRET_CHARACTERS} characters; delete its row to have a new one "
+            "generated, or set [auth.jwt] secret"
+        )
+    return text.encode()
 
 
 def signing_secret(settings: JwtSettings, path: Path) -> bytes:

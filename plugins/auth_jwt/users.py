@@ -1,4 +1,5 @@
-"""The users who may log in, in one SQLite file (WAL) that every worker and the CLI share.
+"""The users who may log in, in one SQLite file (WAL) that every worker and the CLI of
+one machine share (:mod:`.postgres_users` shares them between machines).
 
 Writes go through one connection under an asyncio lock, each in a ``BEGIN IMMEDIATE``
 transaction, so cross-process writers queue on SQLite's lock; reads use a second one.
@@ -101,12 +102,19 @@ def _user(row: Any) -> User:
 class UserStore:
     """Users in the SQLite file at ``path`` (created with its folder when missing)."""
 
+    kind = "sqlite"
+
     def __init__(self, path: Path | str, busy_timeout_ms: int = 5000) -> None:
         self.path = Path(path)
         self.busy_timeout_ms = busy_timeout_ms
         self._writer: aiosqlite.Connection | None = None
         self._reader: aiosqlite.Connection | None = None
         self._lock: asyncio.Lock | None = None
+
+    @property
+    def where(self) -> str:
+        """The users file, for messages."""
+        return str(self.path)
 
     async def open(self) -> None:
         if self._writer is not None:

@@ -1,30 +1,81 @@
-"""What a client of a server with API keys sees, and what the key file keeps.
+"""What a client of a server with API keys sees, and what the key store keeps.
 
-Each story runs a real app (Quart's test client) over a real SQLite key file in tmp_path.
+Each story runs a real app (Quart's test client) over a real SQLite key file in tmp_path;
+the stories where the store matters run again over PostgreSQL (``[auth.apikey]
+database``), in a schema of the test's own.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import re
+from urllib.parse import urlsplit
 
+import pytest
 from apikey_world import (
     API,
-    KEY_FILE,
+    KeyPlace,
     bearer,
     body,
     create_substrate,
     issue,
     problem,
     run_server,
+    server_context,
 )
+from postgres_service import POSTGRES_DSN, postgres_schema
+from ratelimit_proxy import CuttableLink
 
-from butterflyfx.plugins.auth_apikey import KeyStore
+from butterflyfx.core.config import ConfigError
+from butterflyfx.core.plugins import PluginError
+from butterflyfx.plugins.http.app import create_app
 
 MULTIPLY = "lambda **kw: kw.get('x', 0) * kw.get('y', 0)"
 MISSING_ID = "0x" + "ab" * 8
 KEY = re.compile(r"sk-butterflyfx-[A-Za-z0-9_-]{43}")
+
+
+POSTGRES = urlsplit(POSTGRES_DSN)
+
+
+def through_port(port: int) -> str:
+    """The test database's URL, reached through a loopback port of the test's own."""
+    user = POSTGRES.netloc.rpartition("@")[0]
+    place = f"127.0.0.1:{port}"
+    return POSTGRES._replace(netloc=f"{user}@{place}" if user else place).geturl()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def place(request, tmp_path):
+    """Where the server's keys are: its data folder's SQLite file, or PostgreSQL."""
+    if request.param == "sqlite":
+        yield KeyPlace(tmp_path)
+        return
+    with postgres_schema() as schema:
+        yield KeyPlace(tmp_path, POSTGRES_DSN, schema)
+
+
+async def revoke_beside(place: KeyPlace, tenant: str):
+    """Revoke the tenant's one key with a store of its own, as ``keys revoke`` does."""
+    store = place.store()
+    await store.open()
+    try:
+        (key,) = await store.list(tenant)
+        await store.revoke(key.id)
+    finally:
+        await store.close()
+    return key
+
+
+async def keys_of(place: KeyPlace, tenant: str):
+    store = place.store()
+    await store.open()
+    try:
+        return await store.list(tenant)
+    finally:
+        await store.close()
 
 
 def test_without_a_key_the_api_answers_401_with_a_bearer_challenge(tmp_path):
@@ -45,17 +96,18 @@ def test_without_a_key_the_api_answers_401_with_a_bearer_challenge(tmp_path):
     run_server(tmp_path, story)
 
 
-def test_health_docs_and_the_openapi_document_need_no_key(tmp_path):
+def test_health_docs_and_the_openapi_document_need_no_key(place):
     async def story(client):
-        await issue(tmp_path, "acme")
+        await issue(place, "acme")
         health = await client.get(f"{API}/health")
         assert health.status_code == 200
         apikey = (await body(health))["plugins"]["auth.apikey"]
         assert apikey["status"] == "ok" and apikey["keys"] == 1
+        assert apikey["store"] == ("sqlite" if place.database is None else "postgresql")
         assert (await client.get(f"{API}/openapi.json")).status_code == 200
         assert (await client.get(f"{API}/docs")).status_code == 200
 
-    run_server(tmp_path, story)
+    run_server(place, story)
 
 
 def test_a_read_only_key_can_read_but_not_create(tmp_path):
@@ -113,26 +165,24 @@ def test_a_key_of_one_tenant_cannot_reach_another_tenants_substrate(tmp_path):
     run_server(tmp_path, story)
 
 
-def test_a_revoked_key_gets_401_on_its_very_next_request(tmp_path):
+def test_a_revoked_key_gets_401_on_its_very_next_request(place):
     async def story(client):
-        secret = await issue(tmp_path, "acme")
+        secret = await issue(place, "acme")
         assert (await client.get(f"{API}/substrates", headers=bearer(secret))).status_code == 200
-        async with KeyStore(tmp_path / KEY_FILE) as store:  # as `keys revoke` does, beside it
-            (key,) = await store.list("acme")
-            await store.revoke(key.id)
+        key = await revoke_beside(place, "acme")
         response = await client.get(f"{API}/substrates", headers=bearer(secret))
         refused = await problem(response, 401)
         assert "revoked" in refused["detail"] and key.id in refused["detail"]
         assert response.headers["WWW-Authenticate"].startswith("Bearer")
 
-    run_server(tmp_path, story)
+    run_server(place, story)
 
 
-def test_an_admin_key_manages_its_own_tenants_keys_over_http(tmp_path):
+def test_an_admin_key_manages_its_own_tenants_keys_over_http(place):
     async def story(client):
-        admin = bearer(await issue(tmp_path, "acme", "pro", ("read", "write", "invoke", "admin")))
-        writer = await issue(tmp_path, "acme")
-        outsider = await issue(tmp_path, "globex")
+        admin = bearer(await issue(place, "acme", "pro", ("read", "write", "invoke", "admin")))
+        writer = await issue(place, "acme")
+        outsider = await issue(place, "globex")
 
         listed = await client.get(f"{API}/keys", headers=admin)
         text = (await listed.get_data()).decode()
@@ -162,8 +212,7 @@ def test_an_admin_key_manages_its_own_tenants_keys_over_http(tmp_path):
         assert revoked.status_code == 204
         await problem(await client.get(f"{API}/substrates", headers=bearer(new["key"])), 401)
 
-        async with KeyStore(tmp_path / KEY_FILE) as store:
-            (globex_key,) = await store.list("globex")
+        (globex_key,) = await keys_of(place, "globex")
         gone = await client.delete(f"{API}/keys/{globex_key.id}", headers=admin)
         assert (await problem(gone, 404))["field"] == "key_id"
         await problem(await client.delete(f"{API}/keys/key_000000000000", headers=admin), 404)
@@ -173,7 +222,7 @@ def test_an_admin_key_manages_its_own_tenants_keys_over_http(tmp_path):
             await problem(await client.get(f"{API}/keys", headers=bearer(secret)), 403)
             await problem(await client.post(f"{API}/keys", headers=bearer(secret), json={}), 403)
 
-    run_server(tmp_path, story)
+    run_server(place, story)
 
 
 def test_a_new_key_over_http_is_checked_field_by_field(tmp_path):
@@ -201,42 +250,152 @@ def test_a_new_key_over_http_is_checked_field_by_field(tmp_path):
     run_server(tmp_path, story)
 
 
-def test_the_key_file_holds_only_digests_and_remembers_last_use(tmp_path):
-    admin = asyncio.run(issue(tmp_path, "acme", "pro", ("read", "write", "invoke", "admin")))
+def test_the_key_store_holds_only_digests_and_remembers_last_use(place):
+    admin = asyncio.run(issue(place, "acme", "pro", ("read", "write", "invoke", "admin")))
     secrets = [admin]
 
     async def story(client):
-        secrets.append(await issue(tmp_path, "acme"))
+        secrets.append(await issue(place, "acme"))
         assert (
             await client.get(f"{API}/substrates", headers=bearer(secrets[1]))
         ).status_code == 200
         made = await client.post(f"{API}/keys", headers=bearer(admin), json={})
         secrets.append((await body(made))["key"])  # made, never used
 
-    run_server(tmp_path, story)  # stopping writes the last-use times
+    run_server(place, story)  # stopping writes the last-use times
 
-    stored = b"".join(path.read_bytes() for path in tmp_path.glob(f"{KEY_FILE}*"))
+    stored = place.stored()
     for secret in secrets:
         assert secret.encode() not in stored
         assert secret.removeprefix("sk-butterflyfx-").encode() not in stored
         assert hashlib.sha256(secret.encode()).hexdigest().encode() in stored
 
     async def last_used():
-        async with KeyStore(tmp_path / KEY_FILE) as store:
+        store = place.store()
+        await store.open()
+        try:
             return [(await store.find(secret)).last_used_at for secret in secrets]
+        finally:
+            await store.close()
 
     admin_used, reader_used, unused = asyncio.run(last_used())
     assert admin_used is not None and reader_used is not None and unused is None
 
 
-def test_the_first_start_prints_one_admin_key_and_later_starts_print_none(tmp_path, capsys):
+def test_the_first_start_prints_one_admin_key_and_later_starts_print_none(place, capsys):
     async def story(client):
         return await body(await client.get(f"{API}/keys", headers=bearer(printed[-1])))
 
-    run_server(tmp_path, lambda client: client.get(f"{API}/health"), bootstrap=True)
+    run_server(place, lambda client: client.get(f"{API}/health"), bootstrap=True)
     printed = KEY.findall(capsys.readouterr().out)
     assert len(printed) == 1
-    (admin_key,) = run_server(tmp_path, story, bootstrap=True)["keys"]
+    (admin_key,) = run_server(place, story, bootstrap=True)["keys"]
     assert (admin_key["tenant"], admin_key["tier"]) == ("default", "enterprise")
     assert admin_key["scopes"] == ["read", "write", "invoke", "admin"]
     assert KEY.findall(capsys.readouterr().out) == []
+
+
+# -- keys in PostgreSQL, shared by instances -----------------------------------------------
+
+
+def test_servers_starting_at_once_on_an_empty_database_print_exactly_one_admin_key(
+    tmp_path, capsys
+):
+    # Six servers, each with a data folder of its own, start together on one new schema:
+    # each creates the table (or waits for the one creating it) and looks for a key.
+    with postgres_schema() as schema:
+        places = [KeyPlace(tmp_path / f"server{n}", POSTGRES_DSN, schema) for n in range(6)]
+
+        async def all_at_once():
+            apps = [create_app(server_context(place, bootstrap=True)) for place in places]
+            async with contextlib.AsyncExitStack() as running:
+                started = await asyncio.gather(
+                    *(running.enter_async_context(app.test_app()) for app in apps)
+                )
+                (admin,) = KEY.findall(capsys.readouterr().out)
+                listed = [
+                    await body(await app.test_client().get(f"{API}/keys", headers=bearer(admin)))
+                    for app in started
+                ]
+                gone = await app_revokes_its_own_key(started[0], admin, listed[0])
+            return listed, gone
+
+        listed, gone = asyncio.run(all_at_once())
+        # A revoked key still counts: no new admin key on the next start.
+        run_server(places[0], lambda client: client.get(f"{API}/health"), bootstrap=True)
+
+    for keys in listed:
+        assert [(key["tenant"], key["tier"]) for key in keys["keys"]] == [("default", "enterprise")]
+    assert gone == 204
+    assert KEY.findall(capsys.readouterr().out) == []
+    assert all(not place.data_dir.exists() or not any(place.data_dir.iterdir()) for place in places)
+
+
+async def app_revokes_its_own_key(app, admin, listed):
+    (key,) = listed["keys"]
+    revoked = await app.test_client().delete(f"{API}/keys/{key['id']}", headers=bearer(admin))
+    return revoked.status_code
+
+
+def test_a_key_database_that_goes_away_answers_503_then_serves_again_when_it_returns(tmp_path):
+    with postgres_schema() as schema:
+        secret = asyncio.run(issue(KeyPlace(tmp_path, POSTGRES_DSN, schema), "acme"))
+
+        async def story():
+            link = CuttableLink("127.0.0.1", 5432)
+            port = await link.open()
+            behind_link = through_port(port)
+            place = KeyPlace(tmp_path, behind_link, schema)
+            app = create_app(server_context(place))
+            async with app.test_app() as running:
+                client = running.test_client()
+                before = await client.get(f"{API}/substrates", headers=bearer(secret))
+                await link.cut()
+                during = await client.get(f"{API}/substrates", headers=bearer(secret))
+                during_body = await during.get_json()
+                await link.restore()
+                after = await client.get(f"{API}/substrates", headers=bearer(secret))
+            await link.cut()
+            return before.status_code, during, during_body, after.status_code
+
+        before, during, problem_body, after = asyncio.run(story())
+
+    assert before == 200
+    assert during.status_code == 503
+    assert during.headers["Content-Type"] == "application/problem+json"
+    assert int(during.headers["Retry-After"]) >= 1
+    assert problem_body["store"] == "auth.apikey"
+    assert after == 200
+
+
+def test_an_unreachable_key_database_stops_the_start_naming_it_without_its_password(tmp_path):
+    place = KeyPlace(tmp_path, "postgresql://postgres:hunter2@127.0.0.1:1/test", "keys")
+    ctx = server_context(place)
+
+    async def start():
+        try:
+            await ctx.start()
+        finally:
+            await ctx.stop()
+
+    with pytest.raises(PluginError) as refused:
+        asyncio.run(start())
+    message = str(refused.value)
+    assert message.startswith("plugin 'auth.apikey' failed to start")
+    assert "cannot open the API key database at 127.0.0.1:1/test, schema keys" in message
+    assert "hunter2" not in message
+
+
+@pytest.mark.parametrize(
+    ("settings", "said"),
+    [
+        ({"PATH": "/tmp/keys.sqlite3", "DATABASE": POSTGRES_DSN}, "not both"),
+        ({"DATABASE": "mysql://db/keys"}, "postgresql://"),
+        ({"DATABASE": POSTGRES_DSN, "SCHEMA": "keys; DROP"}, "schema"),
+    ],
+)
+def test_a_key_store_named_twice_or_wrongly_is_a_config_error(tmp_path, settings, said):
+    env = {f"BUTTERFLYFX_AUTH_APIKEY__{key}": value for key, value in settings.items()}
+    with pytest.raises(ConfigError) as refused:
+        server_context(tmp_path, env=env)
+    assert "auth.apikey" in str(refused.value) and said in str(refused.value)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import json
 import logging
 import os
@@ -12,12 +13,16 @@ import stat
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
+from urllib.parse import urlsplit
 
 import pytest
+from joserfc import jwt
+from joserfc.jwk import OctKey
 from jwt_server import (
     LOGIN,
     SECRET_FILE,
     USERS_FILE,
+    UserPlace,
     add_user,
     bearer,
     change_users,
@@ -30,11 +35,16 @@ from jwt_server import (
     server_secret,
     signed,
     start_and_stop,
+    stored_secret,
     unpart,
 )
+from postgres_service import POSTGRES_DSN, postgres_schema
+from ratelimit_proxy import CuttableLink
+from structlog.testing import capture_logs
 
 from butterflyfx.core.config import ConfigError
 from butterflyfx.core.plugins import PluginError
+from butterflyfx.plugins.auth_jwt.passwords import hash_password
 from butterflyfx.plugins.auth_jwt.secret import signing_secret
 from butterflyfx.plugins.auth_jwt.settings import JwtSettings
 from butterflyfx.plugins.http.app import create_app
@@ -43,9 +53,29 @@ PASSWORD = "correct horse battery staple"
 SUBSTRATE = {"expression_type": "lambda", "expression_code": "lambda: 7"}
 
 
-def test_a_user_logs_in_and_the_token_acts_for_their_tenant(tmp_path):
-    add_user(tmp_path, "alice", PASSWORD, tenant="acme", tier="pro")
-    add_user(tmp_path, "bob", "bobs own password", tenant="globex", tier="free")
+POSTGRES = urlsplit(POSTGRES_DSN)
+
+
+def through_port(port: int) -> str:
+    """The test database's URL, reached through a loopback port of the test's own."""
+    user = POSTGRES.netloc.rpartition("@")[0]
+    place = f"127.0.0.1:{port}"
+    return POSTGRES._replace(netloc=f"{user}@{place}" if user else place).geturl()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def place(request, tmp_path):
+    """Where the server's users are: its data folder's SQLite file, or PostgreSQL."""
+    if request.param == "sqlite":
+        yield UserPlace(tmp_path)
+        return
+    with postgres_schema() as schema:
+        yield UserPlace(tmp_path, POSTGRES_DSN, schema)
+
+
+def test_a_user_logs_in_and_the_token_acts_for_their_tenant(place):
+    add_user(place, "alice", PASSWORD, tenant="acme", tier="pro")
+    add_user(place, "bob", "bobs own password", tenant="globex", tier="free")
 
     async def scenario(client):
         answer = await login(client, "alice", PASSWORD)
@@ -64,7 +94,7 @@ def test_a_user_logs_in_and_the_token_acts_for_their_tenant(tmp_path):
             ],
         )
 
-    answer, body, [made, listed, seen_by_bob, anonymous] = serve(tmp_path, scenario)
+    answer, body, [made, listed, seen_by_bob, anonymous] = serve(place, scenario)
 
     assert answer.status_code == 200
     assert body == {"access_token": body["access_token"], "token_type": "bearer",
@@ -113,12 +143,12 @@ def forgeries(secret: bytes, genuine: str) -> dict[str, tuple[str, str]]:
     }
 
 
-def test_forged_tampered_expired_and_foreign_tokens_all_get_401(tmp_path):
-    add_user(tmp_path, "alice", PASSWORD)
+def test_forged_tampered_expired_and_foreign_tokens_all_get_401(place):
+    add_user(place, "alice", PASSWORD)
 
     async def scenario(client):
         genuine = (await (await login(client, "alice", PASSWORD)).get_json())["access_token"]
-        secret = server_secret(tmp_path)
+        secret = await server_secret(place)
         built_right = signed(secret, claims())  # the forging kit itself makes good tokens
         answers = {"built right": await client.get("/api/v1/substrates",
                                                     headers=bearer(built_right))}  # fmt: skip
@@ -126,7 +156,7 @@ def test_forged_tampered_expired_and_foreign_tokens_all_get_401(tmp_path):
             answers[name] = await client.get("/api/v1/substrates", headers=bearer(token))
         return answers, forgeries(secret, genuine)
 
-    answers, cases = serve(tmp_path, scenario)
+    answers, cases = serve(place, scenario)
 
     assert answers.pop("built right").status_code == 200
     for name, answer in answers.items():
@@ -137,8 +167,8 @@ def test_forged_tampered_expired_and_foreign_tokens_all_get_401(tmp_path):
         assert cases[name][1] in problem["detail"], (name, problem["detail"])
 
 
-def test_a_removed_or_disabled_users_token_stops_working(tmp_path):
-    add_user(tmp_path, "alice", PASSWORD)
+def test_a_removed_or_disabled_users_token_stops_working(place):
+    add_user(place, "alice", PASSWORD)
 
     async def scenario(client):
         token = (await (await login(client, "alice", PASSWORD)).get_json())["access_token"]
@@ -147,16 +177,16 @@ def test_a_removed_or_disabled_users_token_stops_working(tmp_path):
             return (await client.get("/api/v1/substrates", headers=bearer(token))).status_code
 
         seen = [await status()]
-        await change_users(tmp_path, lambda store: store.set_disabled("alice", True))
+        await change_users(place, lambda store: store.set_disabled("alice", True))
         seen.append(await status())
         seen.append((await login(client, "alice", PASSWORD)).status_code)
-        await change_users(tmp_path, lambda store: store.set_disabled("alice", False))
+        await change_users(place, lambda store: store.set_disabled("alice", False))
         seen.append(await status())
-        await change_users(tmp_path, lambda store: store.remove("alice"))
+        await change_users(place, lambda store: store.remove("alice"))
         seen.append(await status())
         return seen
 
-    assert serve(tmp_path, scenario) == [200, 401, 401, 200, 401]
+    assert serve(place, scenario) == [200, 401, 401, 200, 401]
 
 
 def test_a_wrong_password_and_an_unknown_user_get_the_same_401(tmp_path):
@@ -333,16 +363,17 @@ def test_a_server_whose_redis_does_not_answer_refuses_to_start(tmp_path):
     assert "Redis at redis://127.0.0.1:1" in str(refused.value)
 
 
-def test_health_reports_the_user_count(tmp_path):
-    add_user(tmp_path, "alice", PASSWORD)
-    add_user(tmp_path, "bob", "bobs own password")
+def test_health_reports_the_user_count(place):
+    add_user(place, "alice", PASSWORD)
+    add_user(place, "bob", "bobs own password")
 
     async def scenario(client):
         return await (await client.get("/api/v1/health")).get_json()
 
-    health = serve(tmp_path, scenario)
+    health = serve(place, scenario)
     plugin = health["plugins"]["auth.jwt"]
     assert plugin["status"] == "ok" and plugin["users"] == 2, plugin
+    assert plugin["store"] == ("sqlite" if place.database is None else "postgresql")
 
 
 def test_two_servers_sharing_redis_count_one_set_of_failed_logins(tmp_path):
@@ -366,3 +397,128 @@ def test_two_servers_sharing_redis_count_one_set_of_failed_logins(tmp_path):
     assert statuses(failures) == [401] * 5
     assert statuses(later) == [429, 429]  # each server heard of the other's failures
     assert health["plugins"]["auth.jwt"]["attempts_storage"] == "redis://127.0.0.1:6379"
+
+
+# -- users in PostgreSQL, shared by instances ----------------------------------------------
+
+
+@pytest.fixture
+def database(tmp_path):
+    """Users in a new PostgreSQL schema, seen from the data folder ``tmp_path / "a"``."""
+    with postgres_schema() as schema:
+        yield UserPlace(tmp_path / "a", POSTGRES_DSN, schema)
+
+
+def test_servers_on_one_database_share_its_users_and_one_generated_secret(database, tmp_path):
+    # Four servers with data folders of their own start together on a new schema and no
+    # configured secret: the first to ask generates the secret there, the others read it.
+    places = [database.in_place(tmp_path / name) for name in "abcd"]
+
+    async def all_at_once():
+        apps = [create_app(context(place)) for place in places]
+        async with contextlib.AsyncExitStack() as running:
+            started = await asyncio.gather(
+                *(running.enter_async_context(app.test_app()) for app in apps)
+            )
+            clients = [app.test_client() for app in started]
+            await change_users(database, add_alice)
+            answer = await login(clients[0], "alice", PASSWORD)
+            token = (await answer.get_json())["access_token"]
+            used = [
+                (await client.get("/api/v1/substrates", headers=bearer(token))).status_code
+                for client in clients
+            ]
+            await change_users(database, lambda store: store.remove("alice"))
+            after_removal = [
+                (await client.get("/api/v1/substrates", headers=bearer(token))).status_code
+                for client in clients
+            ]
+            return token, used, after_removal, await stored_secret(database)
+
+    with capture_logs() as logs:
+        token, used, after_removal, secret = asyncio.run(all_at_once())
+
+    assert used == [200] * 4 and after_removal == [401] * 4
+    assert len(secret) >= 32
+    assert jwt.decode(token, OctKey.import_key(secret), ["HS256"]).claims["sub"] == "alice"
+    (generated,) = [event for event in logs if event["event"] == "jwt_secret_generated"]
+    assert generated["database"].endswith(f", schema {database.schema}")
+    # Failed logins are still counted per process: each server says so at start.
+    assert sum(event["event"] == "jwt_attempts_counted_per_instance" for event in logs) == 4
+    assert all(not place.data_dir.exists() or not any(place.data_dir.iterdir()) for place in places)
+
+
+async def add_alice(store):
+    await store.add("alice", "acme", "pro", ["read"], await hash_password(PASSWORD))
+
+
+def test_with_a_configured_secret_nothing_is_stored_and_tokens_use_it(database):
+    configured = "a configured secret of well over thirty-two characters"
+    add_user(database, "alice", PASSWORD)
+
+    async def scenario(client):
+        token = (await (await login(client, "alice", PASSWORD)).get_json())["access_token"]
+        forged = signed(configured.encode(), claims(sub="alice"))
+        return [
+            (await client.get("/api/v1/substrates", headers=bearer(t))).status_code
+            for t in (token, forged)
+        ]
+
+    assert serve(database, scenario, {"BUTTERFLYFX_AUTH_JWT__SECRET": configured}) == [200, 200]
+    assert asyncio.run(stored_secret(database)) is None
+
+
+def test_a_users_database_that_goes_away_answers_503_then_serves_again(database):
+    add_user(database, "alice", PASSWORD)
+
+    async def story():
+        link = CuttableLink(POSTGRES.hostname or "127.0.0.1", POSTGRES.port or 5432)
+        port = await link.open()
+        behind_link = UserPlace(database.data_dir, through_port(port), database.schema)
+        app = create_app(context(behind_link))
+        async with app.test_app() as running:
+            client = running.test_client()
+            token = (await (await login(client, "alice", PASSWORD)).get_json())["access_token"]
+            await link.cut()
+            during = [
+                await client.get("/api/v1/substrates", headers=bearer(token)),
+                await login(client, "alice", PASSWORD),
+            ]
+            await link.restore()
+            after = await client.get("/api/v1/substrates", headers=bearer(token))
+        await link.cut()
+        return [(r.status_code, r.headers, await r.get_json()) for r in during], after.status_code
+
+    during, after = asyncio.run(story())
+
+    for status, headers, problem in during:
+        assert status == 503 and int(headers["Retry-After"]) >= 1, problem
+        assert headers["Content-Type"] == "application/problem+json"
+        assert problem["store"] == "auth.jwt"
+    assert after == 200
+
+
+def test_an_unreachable_users_database_stops_the_start_naming_it_without_its_password(tmp_path):
+    place = UserPlace(tmp_path, "postgresql://postgres:hunter2@127.0.0.1:1/test", "users")
+
+    with pytest.raises(PluginError) as refused:
+        asyncio.run(start_and_stop(context(place)))
+    message = str(refused.value)
+    assert message.startswith("plugin 'auth.jwt' failed to start")
+    assert "cannot open the users database at 127.0.0.1:1/test, schema users" in message
+    assert "hunter2" not in message
+
+
+@pytest.mark.parametrize(
+    ("settings", "said"),
+    [
+        ({"PATH": "/tmp/users.sqlite3", "DATABASE": POSTGRES_DSN}, "not both"),
+        ({"SECRET_FILE": "/tmp/jwt-secret", "DATABASE": POSTGRES_DSN}, "secret_file"),
+        ({"DATABASE": "sqlite:///users.db"}, "postgresql://"),
+    ],
+)
+def test_a_users_store_named_twice_or_wrongly_is_a_config_error(tmp_path, settings, said):
+    env = {f"BUTTERFLYFX_AUTH_JWT__{key}": value for key, value in settings.items()}
+    with pytest.raises(ConfigError) as refused:
+        context(tmp_path, env)
+    assert "auth.jwt" in str(refused.value) and said in str(refused.value)

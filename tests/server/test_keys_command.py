@@ -1,13 +1,17 @@
 """``butterflyfx keys`` and a real server with ``auth.apikey``: keys made and revoked from
-the shell while the server runs, and the admin key printed once on the first start."""
+the shell while the server runs (in its SQLite file, or in PostgreSQL), and the admin key
+printed once on the first start."""
 
 from __future__ import annotations
 
+import json
 import re
 import signal
 
 import pytest
 from server_process import START_DEADLINE, wait_for
+
+from butterflyfx.testing.services import POSTGRES_DSN, postgres_schema
 
 PLUGINS = "storage.sqlite,http,auth.apikey"
 KEY = re.compile(r"sk-butterflyfx-[A-Za-z0-9_-]{43}")
@@ -87,3 +91,55 @@ def test_the_first_start_prints_exactly_one_admin_key_and_never_logs_it(cli, tmp
     assert KEY.findall(server.output()) == [admin]
     assert server.events("api_key_bootstrapped")  # the log says it happened ...
     assert "sk-butterflyfx-" not in server.log_text()  # ... but never shows the key
+
+
+def test_keys_made_and_revoked_on_the_command_line_live_in_postgresql(cli, tmp_path):
+    with postgres_schema() as schema:
+        cli.env.update(
+            {"BUTTERFLYFX_AUTH_APIKEY__DATABASE": POSTGRES_DSN,
+             "BUTTERFLYFX_AUTH_APIKEY__SCHEMA": schema}
+        )  # fmt: skip
+        command_data, server_data = tmp_path / "command", tmp_path / "server"
+        created = cli.run("keys", "create", "--data-dir", str(command_data),
+                          "--tenant", "acme", "--tier", "pro")  # fmt: skip
+        assert created.returncode == 0, created.stderr
+        key = created.stdout.splitlines()[-1]
+        key_id = re.search(r"key_[0-9a-f]{12}", created.stdout).group()
+
+        server = cli.start("--data-dir", str(server_data)).wait_ready()
+        with server.client(key) as client:
+            before = client.get("/api/v1/substrates")
+            revoked = cli.run("keys", "revoke", key_id, "--data-dir", str(command_data))
+            after = client.get("/api/v1/substrates")
+        assert server.stop(signal.SIGTERM) == 0  # a graceful stop writes the last use
+        listed = cli.run("keys", "list", "--json", "--data-dir", str(command_data))
+
+    assert before.status_code == 200
+    assert revoked.returncode == 0, revoked.stderr
+    assert after.status_code == 401 and "revoked" in after.json()["detail"]
+    (shown,) = json.loads(listed.stdout)
+    assert shown["id"] == key_id and shown["revoked_at"] and shown["last_used_at"]
+    assert not KEY.search(server.output())  # a key existed: nothing to bootstrap
+    for folder in (command_data, server_data):
+        assert not (folder / "auth-keys.sqlite3").exists()
+
+
+def test_an_unreachable_key_database_is_one_clear_line_for_the_command_and_the_server(
+    cli, tmp_path
+):
+    cli.env["BUTTERFLYFX_AUTH_APIKEY__DATABASE"] = "postgresql://postgres:hunter2@127.0.0.1:1/test"
+    data = str(tmp_path / "data")
+
+    listed = cli.run("keys", "list", "--data-dir", data)
+    server = cli.start("--data-dir", data)
+
+    assert listed.returncode == 2
+    assert listed.stderr.startswith(
+        "butterflyfx: cannot open the API key database at 127.0.0.1:1/test, schema "
+        "butterflyfx_auth (postgresql://postgres:***@127.0.0.1:1/test)"
+    )
+    assert server.wait() == 2
+    log = server.log_text()
+    assert "auth.apikey" in log and "cannot open the API key database at 127.0.0.1:1/test" in log
+    for said in (listed.stderr, log):
+        assert "Traceback" not in said and "hunter2" not in said

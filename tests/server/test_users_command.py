@@ -1,6 +1,6 @@
 """`butterflyfx users` and a real `butterflyfx serve` with auth.jwt: add a user from the
-command line, log in over HTTP, use the token; several workers need Redis to count
-failed logins, and with it they count them together."""
+command line (to the SQLite file, or to PostgreSQL), log in over HTTP, use the token;
+several workers need Redis to count failed logins, and with it they count them together."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import redis
 from server_process import COMMAND_TIMEOUT, START_DEADLINE, wait_for
 
 from butterflyfx.testing import services
+from butterflyfx.testing.services import POSTGRES_DSN, postgres_schema
 
 PLUGINS = {"BUTTERFLYFX_PLUGINS": "storage.sqlite,http,auth.jwt"}
 PASSWORD = "a long and unguessable passphrase"
@@ -113,3 +114,47 @@ def test_two_workers_sharing_redis_refuse_the_sixth_failed_login_whichever_answe
         later.append(attempt(PASSWORD))
     assert failures == [401] * 5
     assert later == [429] * len(later), f"answered by workers {answered_by()}"
+
+
+def test_users_added_on_the_command_line_live_in_postgresql_with_the_generated_secret(
+    butterflyfx, tmp_path
+):
+    with postgres_schema() as schema:
+        database = {"BUTTERFLYFX_AUTH_JWT__DATABASE": POSTGRES_DSN,
+                    "BUTTERFLYFX_AUTH_JWT__SCHEMA": schema}  # fmt: skip
+        butterflyfx.env.update(database)
+        command_data, server_data = str(tmp_path / "command"), str(tmp_path / "server")
+        added = users(butterflyfx, "add", "erin", "--tenant", "acme", "--tier", "pro",
+                      "--password-stdin", "--data-dir", command_data,
+                      password=PASSWORD)  # fmt: skip
+        server = butterflyfx.start("--data-dir", server_data, env=PLUGINS).wait_ready()
+        with server.client() as client:
+            answer = client.post(LOGIN, json={"username": "erin", "password": PASSWORD})
+            bearer = {"Authorization": f"Bearer {answer.json()['access_token']}"}
+            before = client.get("/api/v1/substrates", headers=bearer)
+            removed = users(butterflyfx, "remove", "erin", "--data-dir", command_data)
+            after = client.get("/api/v1/substrates", headers=bearer)
+        listed = users(butterflyfx, "list", "--data-dir", command_data)
+
+    assert added.returncode == 0, added.stderr
+    assert answer.status_code == 200 and before.status_code == 200
+    assert removed.returncode == 0 and after.status_code == 401
+    assert listed.stdout.startswith("no users")
+    for folder in (tmp_path / "command", tmp_path / "server"):  # neither users nor a secret
+        assert not (folder / "auth-users.sqlite3").exists()
+        assert not (folder / "jwt-secret").exists()
+    assert PASSWORD not in server.log_text()
+
+
+def test_an_unreachable_users_database_is_one_clear_line_for_the_command(butterflyfx, tmp_path):
+    butterflyfx.env["BUTTERFLYFX_AUTH_JWT__DATABASE"] = (
+        "postgresql://postgres:hunter2@127.0.0.1:1/test"
+    )
+
+    listed = users(butterflyfx, "list", "--data-dir", str(tmp_path / "data"))
+
+    assert listed.returncode == 2
+    assert listed.stderr.startswith(
+        "butterflyfx: cannot open the users database at 127.0.0.1:1/test, schema butterflyfx_auth"
+    )
+    assert "Traceback" not in listed.stderr and "hunter2" not in listed.stderr
