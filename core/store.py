@@ -75,7 +75,12 @@ class SubstrateQuery:
 
 @runtime_checkable
 class SubstrateStore(Protocol):
-    """Where substrates live. Identities are 64-bit unsigned integers."""
+    """Where substrates live. Identities are 64-bit unsigned integers.
+
+    A store whose data other server instances write too (a database server, Redis) says so
+    with a class attribute ``shared_between_instances = True``: an engine that keeps a copy
+    in its process (``graph.memory``) then warns that it sees only this instance's writes.
+    """
 
     name: str
 

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+import structlog
+
 from butterflyfx.core.events import Event
 from butterflyfx.core.health import PluginHealth
 from butterflyfx.core.hookspecs import hookimpl
@@ -25,6 +27,7 @@ if TYPE_CHECKING:
 __all__ = ["MemoryGraph", "TenantIndex"]
 
 NAME = "graph.memory"
+log = structlog.get_logger("butterflyfx.graph")
 
 
 @hookimpl(trylast=True)
@@ -36,6 +39,14 @@ def butterflyfx_graph_engine(ctx: ServerContext) -> MemoryGraph:
             f"of the other {workers - 1} worker(s) (server.workers = {workers}): use "
             "graph.sql, or server.workers = 1"
         )
+    if getattr(ctx.store, "shared_between_instances", False):
+        log.warning(
+            "graph_memory_sees_this_instance_only", storage=ctx.storage_plugin,
+            detail=f"{NAME} keeps each tenant's graph in this process and hears only this "
+            f"instance's writes: with other instances writing to {ctx.storage_plugin}, its "
+            "answers miss their relationships until this server restarts. Run one instance, "
+            "or use graph.sql over storage.postgres",
+        )  # fmt: skip
     return MemoryGraph(ctx.store, node_budget=ctx.settings.graph_node_budget)
 
 

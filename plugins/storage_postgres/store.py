@@ -152,6 +152,7 @@ class PostgresStore:
 
     name = "postgres"
     sql_dialect = "postgresql"
+    shared_between_instances = True
 
     def __init__(
         self,

@@ -46,6 +46,8 @@ class RedisStore(RelationshipMethods, TenantMethods):
     """A :class:`~butterflyfx.core.store.SubstrateStore` in Redis; a Redis that is away
     raises :class:`~butterflyfx.core.store.StoreUnavailable` from every method."""
 
+    shared_between_instances = True
+
     # -- substrates ---------------------------------------------------------------------
     async def put_substrate(self, tenant: str, substrate: Substrate) -> tuple[Substrate, bool]:
         return (await self.put_substrates(tenant, [substrate]))[0]

@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 
 import pytest
 import redis
+import structlog
 from ratelimit_proxy import CuttableLink
 from redis.exceptions import ResponseError
 
@@ -250,3 +251,29 @@ def test_a_redis_that_never_answers_stops_the_start_naming_the_timeout(prefix: s
             await link.cut()
 
     assert "TimeoutError: Timeout reading from 127.0.0.1:" in asyncio.run(main())
+
+
+def test_graph_memory_over_redis_warns_it_sees_only_this_instance(
+    tmp_path: Path, prefix: str
+) -> None:
+    path = tmp_path / "butterflyfx.toml"
+    path.write_text(
+        'plugins = ["storage.redis", "graph.memory"]\n'
+        f'[server]\ndata_dir = "{tmp_path}"\n'
+        f'[storage.redis]\nurl = "{REDIS_URL}"\nprefix = "{prefix}"\n',
+        encoding="utf-8",
+    )
+
+    async def main() -> list[dict[str, Any]]:
+        ctx = ServerContext.build(read_config(path))
+        with structlog.testing.capture_logs() as logs:
+            await ctx.start()
+        try:
+            assert ctx.graph_plugin == "graph.memory"  # it still serves one instance
+        finally:
+            await ctx.stop()
+        return [entry for entry in logs if entry["event"] == "graph_memory_sees_this_instance_only"]
+
+    warnings = asyncio.run(main())
+    assert [(w["log_level"], w["storage"]) for w in warnings] == [("warning", "storage.redis")]
+    assert "graph.sql over storage.postgres" in warnings[0]["detail"]
