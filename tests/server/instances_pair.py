@@ -3,9 +3,8 @@ over one PostgreSQL schema and one Redis (rate-limit counters and the events cha
 the test's own. Where PostgreSQL or Redis does not answer the test skips, or fails under
 BUTTERFLYFX_REQUIRE_SERVICES=1; the schema and the Redis keys are removed afterwards.
 
-API keys live in a SQLite file (``[auth.apikey] path``). Both instances run on this one
-machine, so they share the file and one key works on both; instances on different machines
-would need a shared key store, which is future work.
+API keys live in that PostgreSQL schema too (``[auth.apikey] database``): the instances
+share no file at all, as they would on different machines.
 """
 
 from __future__ import annotations
@@ -30,7 +29,7 @@ KEY = re.compile(r"sk-butterflyfx-[A-Za-z0-9_-]{43}")
 FREE_LIMIT = 20  # [ratelimit] tiers.free, per minute, per tenant, across both instances
 
 
-def config_text(schema: str, prefix: str, keys: Path) -> str:
+def config_text(schema: str, prefix: str) -> str:
     return (
         'plugins = ["storage.postgres", "graph.sql", "http", "auth.apikey", "ratelimit", '
         '"events"]\n\n'
@@ -38,9 +37,8 @@ def config_text(schema: str, prefix: str, keys: Path) -> str:
         f'[ratelimit]\nstorage = "{REDIS_URL}"\nkey_prefix = "{prefix}"\n'
         f'tiers = {{ free = "{FREE_LIMIT}/minute" }}\n\n'
         f'[events]\nredis = "{REDIS_URL}"\nchannel = "{prefix}:events"\n\n'
-        # One key file for both instances: fine on one machine; across machines the keys
-        # would need a shared store (future work). No bootstrap: keys come from the CLI.
-        f'[auth.apikey]\npath = "{keys}"\nbootstrap = false\n'
+        # Keys in the shared database, no bootstrap: they come from the CLI.
+        f'[auth.apikey]\ndatabase = "{POSTGRES_DSN}"\nschema = "{schema}"\nbootstrap = false\n'
     )
 
 
@@ -69,11 +67,8 @@ def two_instances(cli: Butterflyfx, folder: Path, tier: str) -> Iterator[Pair]:
     services.redis_client(REDIS_URL).close()  # skips, or fails under REQUIRE_SERVICES
     with postgres_schema() as schema, services.redis_prefix(REDIS_URL) as prefix:
         config = folder / "butterflyfx.toml"
-        config.write_text(config_text(schema, prefix, folder / "shared-keys.sqlite3"))
-        # The key is made first, as an operator would; it also leaves the key file in WAL
-        # mode before either instance opens it: two instances opening a new key file at
-        # the same moment can fail (see test_an_instance_waits_for_a_new_key_file_s_lock).
-        key = create_key(cli, config, "acme", tier)
+        config.write_text(config_text(schema, prefix))
+        key = create_key(cli, config, "acme", tier)  # made first, as an operator would
         a = cli.start("--config", str(config), "--data-dir", str(folder / "a"))
         b = cli.start("--config", str(config), "--data-dir", str(folder / "b"))
         try:
