@@ -71,7 +71,14 @@ class RedisStore(RelationshipMethods, TenantMethods):
         return answers
 
     async def get_substrate(self, tenant: str, identity: int) -> Substrate | None:
-        return (await self.get_substrates(tenant, [identity])).get(identity)
+        key = hex_of(identity)
+        if key is None:
+            return None
+        # One HMGET is atomic by itself: no MULTI/EXEC (a third of the CPU of a read).
+        row = await self._redis().hmget(
+            f"{tenant_base(self.prefix, tenant)}:s:{key}", SUBSTRATE_FIELDS
+        )
+        return substrate_from(identity, row) if row[0] is not None else None
 
     async def get_substrates(self, tenant: str, identities: Sequence[int]) -> dict[int, Substrate]:
         wanted = list(dict.fromkeys(i for i in identities if hex_of(i) is not None))
