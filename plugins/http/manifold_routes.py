@@ -16,12 +16,12 @@ from werkzeug.datastructures import MultiDict
 from butterflyfx.core.auth import requires
 from butterflyfx.core.context import ServerContext
 from butterflyfx.core.problems import invalid
+from butterflyfx.interface.machine.runtime import ManifoldPointBody, ManifoldQuery
 from butterflyfx.kernel import manifold_point
 from butterflyfx.kernel.manifold import MAX_LEVEL, MAX_POSITION, MAX_SPIRAL
 
 from .json import json_response
 from .querystring import MAX_DIGITS, refuse_unknown, required
-from .runtime_models import ManifoldPointBody, ManifoldQuery
 from .runtime_routes import WORKER_HEADER
 from .substrates import problems
 

@@ -8,8 +8,9 @@ from typing import Any
 from quart_schema import OpenAPIProvider
 from quart_schema.openapi import QUART_SCHEMA_OPERATION_ID_ATTRIBUTE
 
+from butterflyfx.interface.machine.models import NoContent, NotModified, ProblemBody
+
 from .json import PROBLEM_JSON
-from .models import NoContent, NotModified, ProblemBody
 
 
 class ButterflyOpenAPI(OpenAPIProvider):

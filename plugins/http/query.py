@@ -8,11 +8,7 @@ from quart_schema import document_request, document_response, tag_blueprint
 from butterflyfx.core.auth import requires
 from butterflyfx.core.context import ServerContext
 from butterflyfx.core.queries import parse_instant
-from butterflyfx.kernel import format_id, format_timestamp
-
-from .bodies import read_body
-from .json import json_response
-from .models import (
+from butterflyfx.interface.machine.models import (
     PathBody,
     PathRequest,
     SearchRequest,
@@ -21,6 +17,10 @@ from .models import (
     TraverseBody,
     TraverseRequest,
 )
+from butterflyfx.kernel import format_id, format_timestamp
+
+from .bodies import read_body
+from .json import json_response
 from .relationships import relationship_dict
 from .substrates import checked_id, problems, substrate_dict
 from .tenancy import current_tenant

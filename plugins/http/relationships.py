@@ -11,11 +11,7 @@ from werkzeug.exceptions import MethodNotAllowed
 from butterflyfx.core.auth import requires
 from butterflyfx.core.context import ServerContext
 from butterflyfx.core.store import Direction
-from butterflyfx.kernel import Relationship, format_id, format_timestamp
-
-from .bodies import read_body
-from .json import dumps, json_response
-from .models import (
+from butterflyfx.interface.machine.models import (
     CreateRelationship,
     GraphBody,
     GraphQuery,
@@ -24,6 +20,10 @@ from .models import (
     RelationshipBody,
     RelationshipPage,
 )
+from butterflyfx.kernel import Relationship, format_id, format_timestamp
+
+from .bodies import read_body
+from .json import dumps, json_response
 from .querystring import name_list, refuse_unknown, required, whole_number
 from .substrates import DEFAULT_PAGE, bodiless, checked_id, problems, substrate_dict
 from .tenancy import current_tenant

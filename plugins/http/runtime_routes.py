@@ -20,12 +20,17 @@ from butterflyfx.core.auth import ATTRIBUTE, any_principal, open_route, requires
 from butterflyfx.core.context import ServerContext
 from butterflyfx.core.problems import invalid
 from butterflyfx.core.runtime import POOLS, STATES, runtime_of
+from butterflyfx.interface.machine.runtime import (
+    ConnectionsBody,
+    ConnectionsQuery,
+    StatsBody,
+    StatusBody,
+)
 from butterflyfx.kernel import format_timestamp
 
 from .edge import POOL_KEY
 from .json import json_response
 from .querystring import refuse_unknown, whole_number
-from .runtime_models import ConnectionsBody, ConnectionsQuery, StatsBody, StatusBody
 from .substrates import problems
 from .system import server_version
 

@@ -17,17 +17,7 @@ from quart_schema import (
 from butterflyfx.core.auth import requires
 from butterflyfx.core.context import ServerContext
 from butterflyfx.core.problems import ProblemError, invalid, problem_for
-from butterflyfx.kernel import (
-    ExpressionRejected,
-    InvalidSubstrateId,
-    Substrate,
-    format_timestamp,
-    parse_id,
-)
-
-from .bodies import read_body
-from .json import dumps, json_response
-from .models import (
+from butterflyfx.interface.machine.models import (
     CreateSubstrate,
     DivideSubstrate,
     DivisionBody,
@@ -42,6 +32,16 @@ from .models import (
     SubstratePage,
     UpdateSubstrate,
 )
+from butterflyfx.kernel import (
+    ExpressionRejected,
+    InvalidSubstrateId,
+    Substrate,
+    format_timestamp,
+    parse_id,
+)
+
+from .bodies import read_body
+from .json import dumps, json_response
 from .tenancy import current_tenant
 
 PREFIX = "/api/v1/substrates"

@@ -33,9 +33,9 @@ from butterflyfx.core.auth import open_route, requires
 from butterflyfx.core.context import ServerContext
 from butterflyfx.core.health import PluginHealth, Status
 from butterflyfx.core.problems import Problem, ProblemError
+from butterflyfx.interface.machine.models import HealthBody, ProblemBody
 
 from .json import json_response
-from .models import HealthBody, ProblemBody
 
 OPENAPI_PATH = "/api/v1/openapi.json"
 DOCS_PATH = "/api/v1/docs"

@@ -1,4 +1,4 @@
-"""The bodies of the runtime endpoints (seed 004), for the OpenAPI document."""
+"""The bodies of the runtime endpoints (seed 004): stats, status, connections, manifold."""
 
 from __future__ import annotations
 

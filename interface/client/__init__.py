@@ -1,0 +1,37 @@
+"""A Python client of the ButterflyFX HTTP API, sync (:class:`ButterflyFX`) and async
+(:class:`AsyncButterflyFX`), answering with the models of :mod:`butterflyfx.interface.machine`.
+
+See docs/client.md.
+"""
+
+from .asynchronous import AsyncButterflyFX
+from .calls import ROUTES
+from .errors import (
+    ButterflyFXError,
+    Conflict,
+    Forbidden,
+    NotFound,
+    RateLimited,
+    ServerError,
+    Unauthorized,
+    Unavailable,
+    ValidationFailed,
+)
+from .retry import RetryPolicy
+from .sync import ButterflyFX
+
+__all__ = [
+    "ROUTES",
+    "AsyncButterflyFX",
+    "ButterflyFX",
+    "ButterflyFXError",
+    "Conflict",
+    "Forbidden",
+    "NotFound",
+    "RateLimited",
+    "RetryPolicy",
+    "ServerError",
+    "Unauthorized",
+    "Unavailable",
+    "ValidationFailed",
+]
