@@ -23,6 +23,7 @@ from butterflyfx.core.commands import Command, CommandError
 from butterflyfx.core.config import ConfigError, effective_settings, read_config
 from butterflyfx.core.context import ServerContext
 from butterflyfx.core.plugins import PluginError, call
+from butterflyfx.interface.ai.command import add_mcp_command
 
 from .asgi import CONFIG_FILE_VARIABLE, ServeOptions, check_servable
 from .inventory import plugin_inventory, render_inventory
@@ -79,7 +80,7 @@ def run_plugins(args: argparse.Namespace) -> int:
     return 0
 
 
-BUILTIN_COMMANDS = ("serve", "config", "plugins", "copy")
+BUILTIN_COMMANDS = ("serve", "config", "plugins", "copy", "mcp")
 
 
 def _first_command(argv: Sequence[str]) -> str | None:
@@ -206,6 +207,7 @@ def build_parser(
     plugins_cmd.set_defaults(run=run_plugins)
 
     add_copy_command(commands)
+    add_mcp_command(commands)
 
     for name, command in sorted((commands_from_plugins or {}).items()):
         sub = commands.add_parser(name, help=command.help, description=command.help)
