@@ -283,6 +283,19 @@ class Guard:
         except ProblemError:
             await self.limit(None, caller, counted)  # failed attempts count against the address
             raise
+        try:
+            return await self._admit_principal(principal, caller, action, counted)
+        except ProblemError as refused:
+            refused.principal = principal  # the access log names who was refused
+            raise
+
+    async def _admit_principal(
+        self,
+        principal: Principal,
+        caller: Caller,
+        action: Action | Literal["authenticated"],
+        counted: Action,
+    ) -> Admission:
         rate = await self.limit(principal, caller, counted)
         if action == "authenticated":  # AUTHENTICATED, spelled out so the type narrows
             return Admission(principal, rate)

@@ -58,6 +58,9 @@ class ProblemError(Exception):
 
     def __init__(self, problem: Problem) -> None:
         self.problem = problem
+        # Who was refused, when the guard knew (a 403 or 429 after authentication): for
+        # the access log's tenant and subject, never for the answer.
+        self.principal: Any = None
         super().__init__(problem.detail)
 
 

@@ -16,6 +16,7 @@ from quart import Quart, Response, current_app, g, request
 
 from butterflyfx.core.auth import ANONYMOUS, ATTRIBUTE, OPEN, Action, Caller, Principal
 from butterflyfx.core.context import ServerContext
+from butterflyfx.core.problems import ProblemError
 
 from .edge import PRINCIPAL_KEY, ROUTE_KEY
 
@@ -63,7 +64,12 @@ def install(app: Quart, ctx: ServerContext, open_paths: frozenset[str]) -> None:
                 action = marked
             else:
                 action = "read" if request.method in READING else "write"
-        admission = await ctx.guard.admit(caller_of_request(), action)
+        try:
+            admission = await ctx.guard.admit(caller_of_request(), action)
+        except ProblemError as refused:  # a 403 or 429 still logs whose request it was
+            if refused.principal is not None:
+                request.scope[PRINCIPAL_KEY] = refused.principal
+            raise
         g.principal = admission.principal if action is not None else None
         g.rate = admission.rate
         if g.principal is not None:

@@ -85,6 +85,10 @@ def test_each_request_is_reported_with_its_route_template_status_and_principal(t
             assert (
                 await client.get(f"/api/v1/substrates/{substrate_id}", headers=ada)
             ).status_code == 200
+            refused = await client.post(  # ada has no `invoke` scope: still logged as hers
+                f"/api/v1/substrates/{substrate_id}/invoke", headers=ada, json={"parameters": {}}
+            )
+            assert refused.status_code == 403
             assert (await client.get("/api/v1/substrates")).status_code == 401
             assert (await client.get("/no/such/page")).status_code == 404
             assert (await client.get("/api/v1/health")).status_code == 200
@@ -94,6 +98,7 @@ def test_each_request_is_reported_with_its_route_template_status_and_principal(t
     assert seen == [
         ("POST", "/api/v1/substrates", 201, "acme", "api"),
         ("GET", "/api/v1/substrates/<substrate_id>", 200, "acme", "api"),
+        ("POST", "/api/v1/substrates/<substrate_id>/invoke", 403, "acme", "api"),
         ("GET", "/api/v1/substrates", 401, None, "api"),
         ("GET", None, 404, None, "http"),
         ("GET", "/api/v1/health", 200, None, "api"),
