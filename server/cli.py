@@ -1,9 +1,13 @@
-"""The ``butterflyfx`` command: ``serve``, ``config check``, ``plugins``, ``copy``, and the commands
-of the plugins the config loads (``keys``, ``users``, ...).
+"""The ``butterflyfx`` command: ``serve``, ``config check``, ``plugins``, ``copy``; the client
+commands that talk to a running server (``substrate``, ``rel``, ``query``, ``graph``,
+``import``, ``export``: :mod:`butterflyfx.interface.human`; ``mcp``:
+:mod:`butterflyfx.interface.ai`); and the commands of the plugins the config loads
+(``keys``, ``users``, ...).
 
-Exit codes: 0 done; 1 the port could not be bound, a worker died or the shutdown failed;
-2 a usage, config or plugin error, including a plugin failing to start. Failures print
-``butterflyfx: <message>`` on stderr, never a traceback.
+Exit codes: 0 done; 1 the port could not be bound, a worker died or the shutdown failed (or,
+for a client command, the server answered with an error); 2 a usage, config or plugin
+error, including a plugin failing to start; 3 a client command got no answer from the
+server. Failures print ``butterflyfx: <message>`` on stderr, never a traceback.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from butterflyfx.core.config import ConfigError, effective_settings, read_config
 from butterflyfx.core.context import ServerContext
 from butterflyfx.core.plugins import PluginError, call
 from butterflyfx.interface.ai.command import add_mcp_command
+from butterflyfx.interface.human import HUMAN_COMMANDS, add_human_commands
 
 from .asgi import CONFIG_FILE_VARIABLE, ServeOptions, check_servable
 from .inventory import plugin_inventory, render_inventory
@@ -80,7 +85,7 @@ def run_plugins(args: argparse.Namespace) -> int:
     return 0
 
 
-BUILTIN_COMMANDS = ("serve", "config", "plugins", "copy", "mcp")
+BUILTIN_COMMANDS = ("serve", "config", "plugins", "copy", "mcp", *HUMAN_COMMANDS)
 
 
 def _first_command(argv: Sequence[str]) -> str | None:
@@ -208,6 +213,7 @@ def build_parser(
 
     add_copy_command(commands)
     add_mcp_command(commands)
+    add_human_commands(commands)
 
     for name, command in sorted((commands_from_plugins or {}).items()):
         sub = commands.add_parser(name, help=command.help, description=command.help)

@@ -1,0 +1,9 @@
+"""The human face of the API: ``butterflyfx substrate|rel|query|graph ...`` on the client.
+
+Each command calls the HTTP API through :class:`butterflyfx.interface.client.ButterflyFX`
+and prints a table (or, with ``--json``, the API's JSON). See docs/cli.md.
+"""
+
+from .commands import HUMAN_COMMANDS, add_human_commands
+
+__all__ = ["HUMAN_COMMANDS", "add_human_commands"]
