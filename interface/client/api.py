@@ -208,15 +208,7 @@ class Api:
         limit: int | None = None,
         cursor: str | None = None,
     ) -> Any:
-        params = without_none(type=_names(types), limit=limit, cursor=cursor)
-        return self._run(
-            call(
-                "outgoing_page",
-                {"substrate_id": substrate_id},
-                params=params,
-                model=models.RelationshipPage,
-            )
-        )
+        return self._side_page("outgoing_page", substrate_id, types, limit, cursor)
 
     def incoming_page(
         self,
@@ -225,14 +217,20 @@ class Api:
         limit: int | None = None,
         cursor: str | None = None,
     ) -> Any:
+        return self._side_page("incoming_page", substrate_id, types, limit, cursor)
+
+    def _side_page(
+        self,
+        name: str,
+        substrate_id: str,
+        types: str | Sequence[str] | None,
+        limit: int | None,
+        cursor: str | None,
+    ) -> Any:
+        """One page of the relationships on one side of ``substrate_id``."""
         params = without_none(type=_names(types), limit=limit, cursor=cursor)
         return self._run(
-            call(
-                "incoming_page",
-                {"substrate_id": substrate_id},
-                params=params,
-                model=models.RelationshipPage,
-            )
+            call(name, {"substrate_id": substrate_id}, params=params, model=models.RelationshipPage)
         )
 
     def outgoing(
