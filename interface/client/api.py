@@ -8,6 +8,7 @@ async iterator. Everything else here (headers, login, requests) involves no I/O.
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -26,7 +27,7 @@ def _names(types: str | Sequence[str] | None) -> str | None:
     return types if types is None or isinstance(types, str) else ",".join(types)
 
 
-class Api:
+class Api(ABC):
     """The routes of the API as methods; the subclasses say how a call is sent."""
 
     def __init__(
@@ -49,11 +50,14 @@ class Api:
 
     # -- what the subclasses provide -------------------------------------------------
 
+    @abstractmethod
     def _run(self, request: Call) -> Any:
-        raise NotImplementedError
+        """Send ``request`` (retrying as the policy says) and parse the answer; the async
+        client returns an awaitable."""
 
+    @abstractmethod
     def _iterate(self, page: Callable[[str | None], Any]) -> Any:
-        raise NotImplementedError
+        """Every item of a paginated list, fetching ``page(cursor)`` lazily."""
 
     # -- shared, no I/O ---------------------------------------------------------------
 
