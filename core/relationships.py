@@ -5,12 +5,14 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 
 from butterflyfx.kernel import (
     RELATIONSHIP_TYPES,
     SELF_LOOP_TYPES,
     InvalidRelationship,
     JSONValue,
+    KernelError,
     Relationship,
     format_id,
     normalize_relationship_type,
@@ -19,7 +21,22 @@ from butterflyfx.kernel import (
 from . import events
 from .problems import Problem, ProblemError, invalid, not_found
 from .store import Direction, MissingEnd, SubstrateStore
-from .substrates import MAX_PAGE, EmitEvent, decode_cursor, encode_cursor, now, parse_substrate_id
+from .substrates import (
+    MAX_BATCH,
+    MAX_PAGE,
+    BatchOutcome,
+    EmitEvent,
+    decode_cursor,
+    encode_cursor,
+    now,
+    parse_substrate_id,
+    refusal,
+)
+
+# Relationships one page of the tenant's whole list reads at most when ``type`` filters:
+# past it the page ends early (its cursor goes on from there), so no request scans a
+# whole tenant.
+SCAN_BUDGET = 10 * MAX_PAGE
 
 
 @dataclass(frozen=True)
@@ -72,6 +89,21 @@ class RelationshipTypes:
         return tuple(found)
 
 
+RelationshipOutcomes = list[BatchOutcome[Relationship]]  # one per item, in order
+
+
+@dataclass(frozen=True)
+class NewRelationship:
+    """One item of :meth:`RelationshipService.create_many`: what ``create`` takes."""
+
+    source_id: str
+    target_id: str
+    relationship_type: str
+    bidirectional: bool = False
+    weight: float | None = None
+    metadata: Mapping[str, JSONValue] | None = None
+
+
 def check_weight(weight: float | None) -> float | None:
     """A weight is a finite number, zero or more (paths add weights up), or None."""
     if weight is None:
@@ -81,6 +113,12 @@ def check_weight(weight: float | None) -> float | None:
     if not math.isfinite(weight) or weight < 0:
         raise invalid("weight", f"weight must be a finite number, zero or more, not {weight}")
     return float(weight)
+
+
+def missing_end(missing: MissingEnd) -> ProblemError:
+    """The 404 of a relationship whose end the tenant lacks, naming ``source_id`` or
+    ``target_id``."""
+    return not_found("substrate", format_id(missing.identity), f"{missing.end}_id")
 
 
 def event_data(relationship: Relationship) -> dict[str, JSONValue]:
@@ -116,31 +154,94 @@ class RelationshipService:
     ) -> tuple[Relationship, bool]:
         """Relate two existing substrates; an existing relationship (same ends and type) is
         returned unchanged with False."""
-        source = parse_substrate_id(source_id, "source_id")
-        target = parse_substrate_id(target_id, "target_id")
-        kind = self.types.normalize(relationship_type, "relationship_type")
-        weight = check_weight(weight)
+        relationship = self.checked(
+            NewRelationship(
+                source_id, target_id, relationship_type, bidirectional, weight, metadata
+            ),
+            now(),
+        )
+        try:
+            stored, created = await self.store.put_relationship(tenant, relationship)
+        except MissingEnd as missing:
+            raise missing_end(missing) from None
+        if created:
+            await self._created(tenant, stored)
+        return stored, created
+
+    def checked(self, item: NewRelationship, stamp: datetime) -> Relationship:
+        """The relationship ``item`` describes; a 4xx :class:`ProblemError` naming the
+        field when an id, the type, the weight or a self-loop is wrong."""
+        source = parse_substrate_id(item.source_id, "source_id")
+        target = parse_substrate_id(item.target_id, "target_id")
+        kind = self.types.normalize(item.relationship_type, "relationship_type")
+        weight = check_weight(item.weight)
         if source == target and kind not in SELF_LOOP_TYPES:
             raise invalid(
                 "target_id",
                 f"a substrate can relate to itself only by {' or '.join(sorted(SELF_LOOP_TYPES))}"
                 f", not {kind}",
             )
-        relationship = Relationship.create(
-            source, target, kind, bidirectional=bidirectional, weight=weight,
-            metadata=metadata, created_at=now(), extra_types=self.types.extra,
+        return Relationship.create(
+            source, target, kind, bidirectional=item.bidirectional, weight=weight,
+            metadata=item.metadata, created_at=stamp, extra_types=self.types.extra,
         )  # fmt: skip
-        try:
-            stored, created = await self.store.put_relationship(tenant, relationship)
-        except MissingEnd as missing:
-            raise not_found("substrate", format_id(missing.identity), f"{missing.end}_id") from None
-        if created:
-            await self.emit(
-                events.Event(
-                    events.RELATIONSHIP_CREATED, tenant, stored.relationship_id, event_data(stored)
-                )
+
+    async def create_many(
+        self, tenant: str, items: Sequence[NewRelationship]
+    ) -> RelationshipOutcomes:
+        """Check each item as :meth:`create` does and store those that pass in one
+        ``put_relationships`` call (one transaction); one outcome per item, in order.
+
+        An item with a bad id, type, weight or self-loop fails alone (4xx), and so does
+        one whose end the tenant lacks (404 naming ``source_id`` or ``target_id``): the
+        ends are looked up first, so the store's all-or-nothing :class:`MissingEnd` is
+        only met when an end is deleted meanwhile, and then only that item fails. Each
+        relationship created emits ``relationship.created``, in order."""
+        if len(items) > MAX_BATCH:
+            raise invalid("relationships", f"a batch holds at most {MAX_BATCH} items")
+        outcomes: RelationshipOutcomes = [BatchOutcome() for _ in items]
+        valid: list[tuple[int, Relationship]] = []
+        stamp = now()
+        for index, item in enumerate(items):
+            try:
+                valid.append((index, self.checked(item, stamp)))
+            except (KernelError, ProblemError) as error:
+                outcomes[index] = BatchOutcome(problem=refusal(error))
+        ends = {end for _, r in valid for end in (r.source, r.target)}
+        found = await self.store.get_substrates(tenant, sorted(ends)) if ends else {}
+        ready: list[tuple[int, Relationship]] = []
+        for index, relationship in valid:
+            if relationship.source not in found:
+                absent = MissingEnd("source", relationship.source)
+            elif relationship.target not in found:
+                absent = MissingEnd("target", relationship.target)
+            else:
+                ready.append((index, relationship))
+                continue
+            outcomes[index] = BatchOutcome(problem=missing_end(absent).problem)
+        while ready:
+            try:
+                stored = await self.store.put_relationships(tenant, [r for _, r in ready])
+            except MissingEnd as missing:  # an end deleted since the look-up: that item fails
+                first = next(
+                    position for position, (_, r) in enumerate(ready)
+                    if (r.source if missing.end == "source" else r.target) == missing.identity
+                )  # fmt: skip
+                outcomes[ready.pop(first)[0]] = BatchOutcome(problem=missing_end(missing).problem)
+                continue
+            for (index, _), (relationship, created) in zip(ready, stored, strict=True):
+                outcomes[index] = BatchOutcome(relationship, created)
+                if created:
+                    await self._created(tenant, relationship)
+            break
+        return outcomes
+
+    async def _created(self, tenant: str, stored: Relationship) -> None:
+        await self.emit(
+            events.Event(
+                events.RELATIONSHIP_CREATED, tenant, stored.relationship_id, event_data(stored)
             )
-        return stored, created
+        )
 
     async def get(self, tenant: str, relationship_id: str) -> Relationship:
         identity = parse_substrate_id(relationship_id, "relationship_id")
@@ -187,3 +288,41 @@ class RelationshipService:
         return RelationshipPage(
             items, encode_cursor(items[-1].identity) if more and items else None
         )
+
+    async def list_all(
+        self,
+        tenant: str,
+        *,
+        types: Sequence[str] | None = None,
+        limit: int = 100,
+        cursor: str | None = None,
+    ) -> RelationshipPage:
+        """One page of every relationship of the tenant (each once, bidirectional or
+        not), ascending relationship identity. ``types`` keep only those types; then a
+        page reads at most :data:`SCAN_BUDGET` relationships, so it may hold fewer than
+        ``limit`` (even none) while ``next_cursor`` still goes on."""
+        if not 1 <= limit <= MAX_PAGE:
+            raise invalid("limit", f"limit must be from 1 to {MAX_PAGE}", status=400)
+        after = decode_cursor(cursor) if cursor else None
+        kinds = self.types.normalize_all(types, "type", indexed=False)
+        if kinds is None:
+            items = await self.store.all_relationships(tenant, limit=limit + 1, after=after)
+            more = len(items) > limit
+            items = items[:limit]
+            return RelationshipPage(
+                items, encode_cursor(items[-1].identity) if more and items else None
+            )
+        wanted: list[Relationship] = []
+        scanned = 0
+        while True:
+            chunk = await self.store.all_relationships(tenant, limit=MAX_PAGE, after=after)
+            for relationship in chunk:
+                if relationship.relationship_type in kinds:
+                    if len(wanted) == limit:  # one more matches: this page is not the last
+                        return RelationshipPage(wanted, encode_cursor(wanted[-1].identity))
+                    wanted.append(relationship)
+                after, scanned = relationship.identity, scanned + 1
+            if len(chunk) < MAX_PAGE:
+                return RelationshipPage(wanted, None)
+            if scanned >= SCAN_BUDGET and after is not None:
+                return RelationshipPage(wanted, encode_cursor(after))

@@ -8,7 +8,7 @@ from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from butterflyfx.kernel import (
     DEFAULT_LIMITS,
@@ -20,6 +20,7 @@ from butterflyfx.kernel import (
     InvalidSubstrateId,
     InvocationStats,
     JSONValue,
+    KernelError,
     Limits,
     Relationship,
     Substrate,
@@ -33,11 +34,12 @@ from butterflyfx.kernel import (
 
 from . import events
 from .matching import same_json
-from .problems import ProblemError, invalid, not_found, problem_for
-from .store import Direction, SubstrateStore
+from .problems import Problem, ProblemError, invalid, not_found, problem_for
+from .store import Direction, StoreUnavailable, SubstrateStore
 
 EmitEvent = Callable[[events.Event], Awaitable[None]]
 MAX_PAGE = 1000
+MAX_BATCH = 500  # items in one batch create: one store transaction, one request's worth
 # Relationships read per direction for the Area dimension: a hub's counts stop here.
 AREA_RELATIONSHIPS = 10_000
 
@@ -46,6 +48,41 @@ AREA_RELATIONSHIPS = 10_000
 class Page:
     items: list[Substrate]
     next_cursor: str | None
+
+
+Stored = TypeVar("Stored")
+
+
+@dataclass(frozen=True)
+class BatchOutcome(Generic[Stored]):
+    """What became of one item of a batch create: the stored object and whether this
+    call created it, or the problem that refused this item (and no other)."""
+
+    stored: Stored | None = None
+    created: bool = False
+    problem: Problem | None = None
+
+
+# One outcome per item, in order (a module-level name: ``list`` is a method of the services).
+SubstrateOutcomes = list[BatchOutcome[Substrate]]
+
+
+@dataclass(frozen=True)
+class NewSubstrate:
+    """One item of :meth:`SubstrateService.create_many`: what ``create`` takes."""
+
+    expression_type: str
+    expression_code: str
+    metadata: Mapping[str, JSONValue] | None = None
+
+
+def refusal(error: Exception, field_name: str | None = None) -> Problem:
+    """The problem of an item refused on its own (bad input); re-raises anything else
+    (a store outage, a bug), which fails the whole call as it would a single create."""
+    problem = problem_for(error, field_name)
+    if problem is None or isinstance(error, StoreUnavailable):
+        raise error
+    return problem
 
 
 @dataclass(frozen=True)
@@ -202,16 +239,50 @@ class SubstrateService:
         )
         return await self._store(tenant, substrate)
 
+    async def create_many(self, tenant: str, items: Sequence[NewSubstrate]) -> SubstrateOutcomes:
+        """Check each item as :meth:`create` does and store those that pass in one
+        ``put_substrates`` call (one transaction); one outcome per item, in order. An
+        item the kernel refuses fails alone; an item repeated answers the first one
+        (not created). Each substrate created emits ``substrate.created``, in order."""
+        if len(items) > MAX_BATCH:
+            raise invalid("substrates", f"a batch holds at most {MAX_BATCH} items")
+        outcomes: SubstrateOutcomes = [BatchOutcome() for _ in items]
+        ready: list[tuple[int, Substrate]] = []
+        stamp = now()
+        for index, item in enumerate(items):
+            try:
+                compiled = compile_expression(
+                    item.expression_type, item.expression_code, self.limits, self.languages
+                )
+            except (KernelError, ProblemError) as error:
+                outcomes[index] = BatchOutcome(problem=refusal(error))
+                continue
+            self.cache.put(compiled)
+            ready.append((index, Substrate(
+                item.expression_type, item.expression_code, compiled.identity,
+                dict(item.metadata or {}), stamp, stamp,
+            )))  # fmt: skip
+        if ready:
+            stored = await self.store.put_substrates(tenant, [s for _, s in ready])
+            for (index, _), (substrate, created) in zip(ready, stored, strict=True):
+                outcomes[index] = BatchOutcome(substrate, created)
+                if created:
+                    await self._created(tenant, substrate)
+        return outcomes
+
     async def _store(self, tenant: str, substrate: Substrate) -> tuple[Substrate, bool]:
         stored, created = await self.store.put_substrate(tenant, substrate)
         if created:
-            await self.emit(
-                events.Event(
-                    events.SUBSTRATE_CREATED, tenant, stored.substrate_id,
-                    {"expression_type": stored.expression_type},
-                )
-            )  # fmt: skip
+            await self._created(tenant, stored)
         return stored, created
+
+    async def _created(self, tenant: str, stored: Substrate) -> None:
+        await self.emit(
+            events.Event(
+                events.SUBSTRATE_CREATED, tenant, stored.substrate_id,
+                {"expression_type": stored.expression_type},
+            )
+        )  # fmt: skip
 
     async def update_metadata(
         self, tenant: str, substrate_id: str, patch: Mapping[str, Any]

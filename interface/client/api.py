@@ -172,7 +172,43 @@ class Api(ABC):
         """Every substrate of the tenant, fetched a page at a time as iteration asks."""
         return self._iterate(lambda cursor: self.substrate_page(page_size, cursor))
 
+    def create_substrates(self, items: Sequence[Mapping[str, Any]]) -> Any:
+        """Create up to 500 substrates in one request; each item has the arguments of
+        :meth:`create_substrate` as keys. The answer (:class:`SubstrateBatchBody`) holds one
+        result per item, in order: 201 or 200 with the substrate, or a 4xx status with the
+        problem that refused that item alone; the others are stored all the same."""
+        body = {"substrates": [dict(item) for item in items]}
+        return self._run(call("create_substrates", body=body, model=models.SubstrateBatchBody))
+
     # -- relationships ----------------------------------------------------------------
+
+    def create_relationships(self, items: Sequence[Mapping[str, Any]]) -> Any:
+        """Create up to 500 relationships in one request; each item has the arguments of
+        :meth:`create_relationship` as keys. The answer (:class:`RelationshipBatchBody`)
+        holds one result per item, in order; an item refused (a missing end: 404 naming
+        ``source_id`` or ``target_id``) fails alone."""
+        body = {"relationships": [dict(item) for item in items]}
+        return self._run(
+            call("create_relationships", body=body, model=models.RelationshipBatchBody)
+        )
+
+    def relationship_page(
+        self,
+        limit: int | None = None,
+        cursor: str | None = None,
+        types: str | Sequence[str] | None = None,
+    ) -> Any:
+        """One page of every relationship of the tenant (:class:`RelationshipPage`), each
+        once; :meth:`list_relationships` walks them all."""
+        params = without_none(type=_names(types), limit=limit, cursor=cursor)
+        return self._run(call("relationship_page", params=params, model=models.RelationshipPage))
+
+    def list_relationships(
+        self, page_size: int | None = None, types: str | Sequence[str] | None = None
+    ) -> Any:
+        """Every relationship of the tenant (of ``types``, if given), each once, in id
+        order, fetched a page at a time as iteration asks."""
+        return self._iterate(lambda cursor: self.relationship_page(page_size, cursor, types))
 
     def create_relationship(
         self,

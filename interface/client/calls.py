@@ -23,6 +23,7 @@ from .errors import error_for
 
 ROUTES: dict[tuple[str, str], str] = {
     ("POST", "/api/v1/substrates"): "create_substrate",
+    ("POST", "/api/v1/substrates/batch"): "create_substrates",
     ("GET", "/api/v1/substrates"): "substrate_page",
     ("GET", "/api/v1/substrates/{substrate_id}"): "get_substrate",
     ("PATCH", "/api/v1/substrates/{substrate_id}"): "update_substrate",
@@ -31,6 +32,8 @@ ROUTES: dict[tuple[str, str], str] = {
     ("POST", "/api/v1/substrates/{substrate_id}/invoke"): "invoke",
     ("POST", "/api/v1/substrates/multiply"): "multiply",
     ("POST", "/api/v1/relationships"): "create_relationship",
+    ("POST", "/api/v1/relationships/batch"): "create_relationships",
+    ("GET", "/api/v1/relationships"): "relationship_page",
     ("GET", "/api/v1/relationships/{relationship_id}"): "get_relationship",
     ("DELETE", "/api/v1/relationships/{relationship_id}"): "delete_relationship",
     ("GET", "/api/v1/relationships/outgoing/{substrate_id}"): "outgoing_page",
@@ -66,6 +69,7 @@ REPEATABLE = frozenset(
         "delete_relationship", "outgoing_page", "incoming_page", "graph", "traverse", "path",
         "search_page", "stats", "list_keys", "get_key", "revoke_key", "health", "ready",
         "server_status", "server_stats", "connections", "manifold", "metrics", "metrics_root",
+        "create_substrates", "create_relationships", "relationship_page",
     }
 )  # fmt: skip
 

@@ -13,6 +13,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 MAX_METADATA_DEPTH = 32
 MAX_PRODUCT_FACTORS = 64
+MAX_BATCH = 500  # items in one batch create (core.substrates.MAX_BATCH)
 SUBSTRATE_ID = r"^0[xX][0-9a-fA-F]{1,16}$"
 
 
@@ -136,6 +137,44 @@ class CreateRelationship(RequestModel):
         None, ge=0, description="Zero or more; weighted paths add weights (null counts 1)"
     )
     metadata: Metadata = Field(default_factory=dict)
+
+
+class CreateSubstrates(RequestModel):
+    """Up to 500 substrates to create in one request, each as POST /api/v1/substrates
+    takes it. Each item is checked on its own: one that is refused fails alone."""
+
+    substrates: list[CreateSubstrate] = Field(min_length=1, max_length=MAX_BATCH)
+
+
+class CreateRelationships(RequestModel):
+    """Up to 500 relationships to create in one request, each as POST
+    /api/v1/relationships takes it. Each item is checked on its own: one that is refused
+    (its end missing, say) fails alone."""
+
+    relationships: list[CreateRelationship] = Field(min_length=1, max_length=MAX_BATCH)
+
+
+# What a batch route reads first: the envelope, its items still raw, so that each item is
+# then validated alone (as CreateSubstrate or CreateRelationship) and fails alone.
+BatchItems = Annotated[list[Any], Field(min_length=1, max_length=MAX_BATCH)]
+
+
+class SubstrateBatch(RequestModel):
+    substrates: BatchItems
+
+
+class RelationshipBatch(RequestModel):
+    relationships: BatchItems
+
+
+class ListAllRelationshipsQuery(BaseModel):
+    type: str | None = Field(
+        None,
+        description="Only these types: one name or several separated by commas (a page may "
+        "then hold fewer than limit items while next_cursor goes on)",
+    )
+    limit: int | None = Field(None, ge=1, le=1000, description="Page size (default 100)")
+    cursor: str | None = Field(None, description="next_cursor of the previous page")
 
 
 class ListRelationshipsQuery(BaseModel):
@@ -390,3 +429,42 @@ class NoContent(BaseModel):
 
 class NotModified(BaseModel):
     """Not modified: the ETag sent in If-None-Match is still current."""
+
+
+# -- batch creates ------------------------------------------------------------------
+
+
+class BatchCounts(BaseModel):
+    created: int = Field(description="Items stored by this request (status 201)")
+    existing: int = Field(description="Items the tenant already had, answered unchanged (200)")
+    failed: int = Field(description="Items refused, each with its problem (4xx)")
+
+
+class SubstrateResult(BaseModel):
+    """One item's outcome: 201 created or 200 already there, with the substrate; or a
+    4xx status with the problem that refused this item alone."""
+
+    status: int = Field(examples=[201])
+    substrate: SubstrateBody | None = None
+    problem: ProblemBody | None = None
+
+
+class SubstrateBatchBody(BatchCounts):
+    """One result per item of the request, in its order, and how many of each outcome."""
+
+    results: list[SubstrateResult]
+
+
+class RelationshipResult(BaseModel):
+    """One item's outcome: 201 created or 200 already there, with the relationship; or a
+    4xx status with the problem (404 naming source_id or target_id for a missing end)."""
+
+    status: int = Field(examples=[201])
+    relationship: RelationshipBody | None = None
+    problem: ProblemBody | None = None
+
+
+class RelationshipBatchBody(BatchCounts):
+    """One result per item of the request, in its order, and how many of each outcome."""
+
+    results: list[RelationshipResult]

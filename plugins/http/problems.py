@@ -101,11 +101,22 @@ MESSAGES = {
     "int_type": "must be an integer",
     "bool_type": "must be true or false",
 }
+# Lists of the wrong length, with the bound pydantic checked (``ctx``).
+BOUNDED = {
+    "too_short": lambda ctx: (
+        "must not be empty"
+        if ctx["min_length"] == 1
+        else f"must hold at least {ctx['min_length']} items"
+    ),
+    "too_long": lambda ctx: f"must hold at most {ctx['max_length']} items",
+}
 
 
 def _message(item: Any) -> str:
     if item["type"] == "value_error" and "error" in item.get("ctx", {}):
         return str(item["ctx"]["error"])  # our own validators' words, without "Value error, "
+    if item["type"] in BOUNDED and "ctx" in item:
+        return BOUNDED[item["type"]](item["ctx"])
     return MESSAGES.get(item["type"], item["msg"])
 
 
@@ -118,7 +129,7 @@ def validation_problem(error: ValidationError) -> Problem:
     first = errors[0] if errors else {"field": "", "message": "invalid"}
     field = first["field"]
     message = str(first["message"])
-    joiner = " " if message in MESSAGES.values() else ": "
+    joiner = " " if message in MESSAGES.values() or first.get("type") in BOUNDED else ": "
     detail = f"{field}{joiner}{message}" if field else message
     extra: dict[str, Any] = {"errors": errors}
     if field:

@@ -1,4 +1,5 @@
-"""``/api/v1/relationships``: create, read, delete, list by direction; the neighbourhood."""
+"""``/api/v1/relationships``: create (one or a batch), read, delete, list (all of them or
+by direction); the neighbourhood."""
 
 from __future__ import annotations
 
@@ -10,13 +11,20 @@ from werkzeug.exceptions import MethodNotAllowed
 
 from butterflyfx.core.auth import requires
 from butterflyfx.core.context import ServerContext
+from butterflyfx.core.problems import Problem
+from butterflyfx.core.relationships import NewRelationship
+from butterflyfx.core.relationships import RelationshipPage as Page
 from butterflyfx.core.store import Direction
 from butterflyfx.interface.machine.models import (
     CreateRelationship,
+    CreateRelationships,
     GraphBody,
     GraphQuery,
+    ListAllRelationshipsQuery,
     ListRelationshipsQuery,
     NoContent,
+    RelationshipBatch,
+    RelationshipBatchBody,
     RelationshipBody,
     RelationshipPage,
 )
@@ -25,7 +33,17 @@ from butterflyfx.kernel import Relationship, format_id, format_timestamp
 from .bodies import read_body
 from .json import dumps, json_response
 from .querystring import name_list, refuse_unknown, required, whole_number
-from .substrates import DEFAULT_PAGE, bodiless, checked_id, problems, substrate_dict
+from .substrates import (
+    BATCH,
+    DEFAULT_PAGE,
+    batch_response,
+    bodiless,
+    checked_id,
+    path_id,
+    problems,
+    read_batch,
+    substrate_dict,
+)
 from .tenancy import current_tenant
 
 PREFIX = "/api/v1/relationships"
@@ -45,6 +63,12 @@ def relationship_dict(relationship: Relationship) -> dict[str, Any]:
     }
 
 
+def page_response(page: Page) -> Response:
+    return json_response(
+        {"items": [relationship_dict(r) for r in page.items], "next_cursor": page.next_cursor}
+    )
+
+
 class RelationshipRoutes:
     """The handlers, bound to one server context."""
 
@@ -55,6 +79,8 @@ class RelationshipRoutes:
         bp = Blueprint("relationships", __name__, url_prefix=PREFIX)
         tag_blueprint(bp, ["relationships"])
         bp.add_url_rule("", view_func=self.create_relationship, methods=["POST"])
+        bp.add_url_rule("", view_func=self.list_relationships, methods=["GET"])
+        bp.add_url_rule(f"/{BATCH}", view_func=self.create_relationships, methods=["POST"])
         # Fixed segments outrank <relationship_id> in werkzeug's routing, whatever the order.
         bp.add_url_rule("/graph", view_func=self.relationship_graph, methods=["GET"])
         bp.add_url_rule(
@@ -96,13 +122,61 @@ class RelationshipRoutes:
             content_type="application/json",
         )
 
+    @document_request(CreateRelationships)
+    @document_response(RelationshipBatchBody, 200)
+    @problems(400, 413, 415, 422)
+    @requires("write")
+    async def create_relationships(self) -> Response:
+        """Create up to 500 relationships in one request (one write for the rate limiter).
+
+        200 with one result per item, in order: ``status`` 201 and the ``relationship``
+        when it is new, 200 and the stored one when the same ends and type are already
+        related, or a 4xx and the ``problem`` that refused that item alone: 404 naming
+        ``source_id`` or ``target_id`` for a missing end, 422 for an unknown type or a
+        self-loop. The valid items are stored in one transaction. A malformed body (no
+        ``relationships`` array, an empty one, more than 500 items) is a 4xx problem.
+        """
+        read = await read_batch(RelationshipBatch, "relationships", CreateRelationship)
+        wanted = [
+            NewRelationship(
+                item.source_id,
+                item.target_id,
+                item.relationship_type,
+                item.bidirectional,
+                item.weight,
+                item.metadata,
+            )  # fmt: skip
+            for item in read
+            if not isinstance(item, Problem)
+        ]
+        service = self.ctx.relationships
+        outcomes = await service.create_many(current_tenant(), wanted) if wanted else []
+        return batch_response(read, outcomes, "relationship", relationship_dict)
+
+    @document_querystring(ListAllRelationshipsQuery)
+    @document_response(RelationshipPage, 200)
+    @problems(400, 422)
+    @requires("read")
+    async def list_relationships(self) -> Response:
+        """Every relationship of the tenant, each once, in ascending id order, a page at
+        a time. With ``type``, a page may hold fewer than ``limit`` items (even none)
+        while ``next_cursor`` goes on: follow it until it is null."""
+        args = request.args
+        refuse_unknown(args, ("type", "limit", "cursor"))
+        limit = whole_number(args, "limit")
+        page = await self.ctx.relationships.list_all(
+            current_tenant(), types=name_list(args, "type"),
+            limit=DEFAULT_PAGE if limit is None else limit, cursor=args.get("cursor"),
+        )  # fmt: skip
+        return page_response(page)
+
     @document_response(RelationshipBody, 200)
     @problems(400, 404)
     @requires("read")
     async def get_relationship(self, relationship_id: str) -> Response:
         """Get a relationship."""
         found = await self.ctx.relationships.get(
-            current_tenant(), checked_id(relationship_id, "relationship_id")
+            current_tenant(), path_id(relationship_id, "relationship_id")
         )
         return json_response(relationship_dict(found))
 
@@ -114,7 +188,7 @@ class RelationshipRoutes:
         if relationship_id == "graph":  # the neighbourhood is read-only, not a relationship id
             raise MethodNotAllowed(valid_methods=["GET", "HEAD"])
         await self.ctx.relationships.delete(
-            current_tenant(), checked_id(relationship_id, "relationship_id")
+            current_tenant(), path_id(relationship_id, "relationship_id")
         )
         return bodiless(204)
 
@@ -143,12 +217,7 @@ class RelationshipRoutes:
             current_tenant(), substrate_id, direction, types=name_list(args, "type"),
             limit=DEFAULT_PAGE if limit is None else limit, cursor=args.get("cursor"),
         )  # fmt: skip
-        return json_response(
-            {
-                "items": [relationship_dict(r) for r in page.items],
-                "next_cursor": page.next_cursor,
-            }
-        )
+        return page_response(page)
 
     @document_querystring(GraphQuery)
     @document_response(GraphBody, 200)

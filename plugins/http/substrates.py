@@ -1,11 +1,13 @@
-"""``/api/v1/substrates``: create, read, list, patch, delete, divide, invoke and multiply."""
+"""``/api/v1/substrates``: create (one or a batch), read, list, patch, delete, divide,
+invoke and multiply."""
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
+from pydantic import BaseModel, ValidationError
 from quart import Blueprint, Response, request
 from quart_schema import (
     document_querystring,
@@ -13,12 +15,15 @@ from quart_schema import (
     document_response,
     tag_blueprint,
 )
+from werkzeug.exceptions import MethodNotAllowed
 
 from butterflyfx.core.auth import requires
 from butterflyfx.core.context import ServerContext
-from butterflyfx.core.problems import ProblemError, invalid, problem_for
+from butterflyfx.core.problems import Problem, ProblemError, invalid, problem_for
+from butterflyfx.core.substrates import BatchOutcome, NewSubstrate
 from butterflyfx.interface.machine.models import (
     CreateSubstrate,
+    CreateSubstrates,
     DivideSubstrate,
     DivisionBody,
     InvocationBody,
@@ -28,6 +33,8 @@ from butterflyfx.interface.machine.models import (
     NoContent,
     NotModified,
     ProblemBody,
+    SubstrateBatch,
+    SubstrateBatchBody,
     SubstrateBody,
     SubstratePage,
     UpdateSubstrate,
@@ -42,11 +49,14 @@ from butterflyfx.kernel import (
 
 from .bodies import read_body
 from .json import dumps, json_response
+from .problems import validation_problem
 from .tenancy import current_tenant
 
 PREFIX = "/api/v1/substrates"
 DEFAULT_PAGE = 100
+BATCH = "batch"  # the fixed segment of the batch routes, never an id
 T = TypeVar("T", bound=Callable[..., Any])
+M = TypeVar("M", bound=BaseModel)
 
 
 def problems(*statuses: int) -> Callable[[T], T]:
@@ -124,6 +134,52 @@ def problem_error(error: Exception, field: str) -> ProblemError:
     return ProblemError(problem)
 
 
+def path_id(value: str, field: str) -> str:
+    """An id from the URL path: ``batch`` there is the batch route, which only takes POST
+    (405, not a 400 about a malformed id); anything else as :func:`checked_id`."""
+    if value == BATCH:
+        raise MethodNotAllowed(valid_methods=["POST"])
+    return checked_id(value, field)
+
+
+async def read_batch(envelope: type[BaseModel], key: str, item: type[M]) -> list[M | Problem]:
+    """The items of a batch body, each read as ``item`` on its own: a malformed envelope
+    (not an object, ``key`` missing, empty or too long, another field) refuses the whole
+    request; a malformed item becomes its own 422 problem and the others go on."""
+    body = await read_body(envelope)
+    read: list[M | Problem] = []
+    for raw in getattr(body, key):
+        try:
+            read.append(item.model_validate(raw))
+        except ValidationError as error:
+            read.append(validation_problem(error))
+    return read
+
+
+def batch_response(
+    read: Sequence[object],
+    outcomes: Sequence[BatchOutcome[Any]],
+    key: str,
+    to_dict: Callable[[Any], dict[str, Any]],
+) -> Response:
+    """200 with one result per item of ``read`` (in order) and the counts: the items that
+    were read as problems, and the service's ``outcomes`` for the others, in turn."""
+    results: list[dict[str, Any]] = []
+    counts = {"created": 0, "existing": 0, "failed": 0}
+    served = iter(outcomes)
+    for item in read:
+        outcome = BatchOutcome[Any](problem=item) if isinstance(item, Problem) else next(served)
+        if outcome.problem is not None:
+            counts["failed"] += 1
+            results.append({"status": outcome.problem.status, "problem": outcome.problem.to_dict()})
+        else:
+            counts["created" if outcome.created else "existing"] += 1
+            results.append(
+                {"status": 201 if outcome.created else 200, key: to_dict(outcome.stored)}
+            )
+    return json_response({"results": results, **counts})
+
+
 def page_limit(raw: str | None) -> int:
     if raw is None:
         return DEFAULT_PAGE
@@ -143,6 +199,7 @@ class SubstrateRoutes:
         tag_blueprint(bp, ["substrates"])
         bp.add_url_rule("", view_func=self.create_substrate, methods=["POST"])
         bp.add_url_rule("", view_func=self.list_substrates, methods=["GET"])
+        bp.add_url_rule(f"/{BATCH}", view_func=self.create_substrates, methods=["POST"])
         bp.add_url_rule("/multiply", view_func=self.multiply_substrates, methods=["POST"])
         bp.add_url_rule("/<substrate_id>", view_func=self.get_substrate, methods=["GET"])
         bp.add_url_rule("/<substrate_id>", view_func=self.update_substrate, methods=["PATCH"])
@@ -168,6 +225,28 @@ class SubstrateRoutes:
         )
         return substrate_response(substrate, 201 if created else 200)
 
+    @document_request(CreateSubstrates)
+    @document_response(SubstrateBatchBody, 200)
+    @problems(400, 413, 415, 422)
+    @requires("write")
+    async def create_substrates(self) -> Response:
+        """Create up to 500 substrates in one request (one write for the rate limiter).
+
+        200 with one result per item, in order: ``status`` 201 and the ``substrate`` when
+        it is new, 200 and the stored one when the tenant already has the expression, or a
+        4xx and the ``problem`` that refused that item alone (``field`` names the item's
+        field). The valid items are stored in one transaction. A malformed body (no
+        ``substrates`` array, an empty one, more than 500 items) is a 4xx problem.
+        """
+        read = await read_batch(SubstrateBatch, "substrates", CreateSubstrate)
+        wanted = [
+            NewSubstrate(item.expression_type, item.expression_code, item.metadata)
+            for item in read
+            if not isinstance(item, Problem)
+        ]
+        outcomes = await self.ctx.substrates.create_many(current_tenant(), wanted) if wanted else []
+        return batch_response(read, outcomes, "substrate", substrate_dict)
+
     @document_querystring(ListSubstratesQuery)
     @document_response(SubstratePage, 200)
     @problems(400)
@@ -191,7 +270,9 @@ class SubstrateRoutes:
 
         Carries a strong ETag; send it back in If-None-Match to get 304 when unchanged.
         """
-        substrate = await self.ctx.substrates.get(current_tenant(), checked_id(substrate_id))
+        substrate = await self.ctx.substrates.get(
+            current_tenant(), path_id(substrate_id, "substrate_id")
+        )
         response = substrate_response(substrate)
         wanted = request.headers.get("If-None-Match")
         if wanted and etag_matches(wanted, response.headers["ETag"]):
@@ -204,7 +285,7 @@ class SubstrateRoutes:
     @requires("write")
     async def update_substrate(self, substrate_id: str) -> Response:
         """Update a substrate's metadata with a JSON merge patch (RFC 7396)."""
-        checked_id(substrate_id)
+        path_id(substrate_id, "substrate_id")
         body = await read_body(UpdateSubstrate)
         service, tenant = self.ctx.substrates, current_tenant()
         if "metadata" not in body.model_fields_set:  # an empty patch changes nothing
@@ -220,7 +301,7 @@ class SubstrateRoutes:
     @requires("write")
     async def delete_substrate(self, substrate_id: str) -> Response:
         """Delete a substrate."""
-        await self.ctx.substrates.delete(current_tenant(), checked_id(substrate_id))
+        await self.ctx.substrates.delete(current_tenant(), path_id(substrate_id, "substrate_id"))
         return bodiless(204)
 
     @document_request(DivideSubstrate)

@@ -171,6 +171,7 @@ def test_the_openapi_document_lists_every_route(serve):
         }
         assert operations == {
             ("POST", "/api/v1/substrates"),
+            ("POST", "/api/v1/substrates/batch"),
             ("GET", "/api/v1/substrates"),
             ("GET", "/api/v1/substrates/{substrate_id}"),
             ("PATCH", "/api/v1/substrates/{substrate_id}"),
@@ -179,6 +180,8 @@ def test_the_openapi_document_lists_every_route(serve):
             ("POST", "/api/v1/substrates/{substrate_id}/invoke"),
             ("POST", "/api/v1/substrates/multiply"),
             ("POST", "/api/v1/relationships"),
+            ("POST", "/api/v1/relationships/batch"),
+            ("GET", "/api/v1/relationships"),
             ("GET", "/api/v1/relationships/{relationship_id}"),
             ("DELETE", "/api/v1/relationships/{relationship_id}"),
             ("GET", "/api/v1/relationships/outgoing/{substrate_id}"),

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from butterflyfx.interface.client import ButterflyFX
+from butterflyfx.kernel import Substrate
 from butterflyfx.testing.pytest_plugin import RunningServer, ServerLauncher
 
 COMMAND = str(Path(sys.executable).with_name("butterflyfx"))
@@ -117,3 +118,58 @@ def test_failed_lines_are_reported_and_an_import_resumes(other, tmp_path):
 def test_an_unreadable_file_is_a_usage_error(other, tmp_path):
     done = butterflyfx(other, "import", str(tmp_path / "absent.ndjson"))
     assert done.returncode == 2 and done.stderr.startswith("butterflyfx: cannot read ")
+
+
+def test_a_batch_with_one_bad_line_stores_the_others_and_names_the_line(other, tmp_path):
+    good = [Substrate.create("lambda", f"lambda **kw: kw.get('x', 0) + {n}") for n in range(4)]
+    lines = [
+        {"kind": "substrate", "expression_type": "lambda", "expression_code": s.expression_code,
+         "substrate_id": s.substrate_id}
+        for s in good
+    ]  # fmt: skip
+    lines.insert(2, {"kind": "substrate", "expression_type": "lambda",
+                     "expression_code": "lambda **kw: __import__('os')"})  # fmt: skip
+    lines.append(
+        {
+            "kind": "relationship",
+            "source_id": good[0].substrate_id,
+            "target_id": good[1].substrate_id,
+            "relationship_type": "dependency",
+        }
+    )
+    lines.append(
+        {
+            "kind": "relationship",
+            "source_id": good[0].substrate_id,
+            "target_id": "0x00000000000000AB",
+            "relationship_type": "dependency",
+        }
+    )
+    source = tmp_path / "one-bad.ndjson"
+    text = [json.dumps(line) for line in lines]
+    source.write_text("\n".join(text) + "\n", encoding="utf-8")
+
+    done = butterflyfx(other, "import", str(source), "--json")
+
+    assert done.returncode == 1
+    assert json.loads(done.stdout) == {
+        "substrates": 4, "relationships": 1, "failed": 2, "skipped": 0,
+    }  # fmt: skip
+    failures = [json.loads(line) for line in Path(f"{source}.failed").read_text().splitlines()]
+    assert [(f["line"], f["text"]) for f in failures] == [(3, text[2]), (7, text[6])]
+    assert failures[0]["error"].startswith("422 expression-rejected: ")
+    assert failures[1]["error"] == ("404 not-found: target_id: no substrate 0x00000000000000AB")
+    assert Path(f"{source}.checkpoint").read_text() == "7\n"
+    with ButterflyFX(other.url, api_key=other.admin_key, retries=0) as client:
+        for substrate in good:
+            assert client.get_substrate(substrate.substrate_id).version == 1
+        (related,) = client.outgoing(good[0].substrate_id)
+        assert related.target_id == good[1].substrate_id
+
+
+def test_a_batch_larger_than_the_server_takes_is_a_usage_error(other, tmp_path):
+    source = tmp_path / "any.ndjson"
+    source.write_text("{}\n", encoding="utf-8")
+    done = butterflyfx(other, "import", str(source), "--batch", "501")
+    assert done.returncode == 2
+    assert done.stderr == "butterflyfx: --batch must be from 1 to 500\n"

@@ -301,6 +301,9 @@ def test_the_api_walkthrough_covers_every_relationship_and_query_operation():
         "weighted path": r'"weighted": true',
         "search": rf"{base}/query/search",
         "stats": rf"{base}/query/stats",
+        "a batch of substrates": rf"{base}/substrates/batch",
+        "a batch of relationships": rf"{base}/relationships/batch",
+        "every relationship": rf"{base}/relationships\?limit",
         "an unknown type refused": r'"relationship_type": "likes"',
         "a ceiling refused": r'"max_depth": 7',
     }
