@@ -20,8 +20,8 @@ test: lint pytest
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
-	mkdir -p .typecheck/butterflyfx && ln -sfn ../../kernel .typecheck/butterflyfx/kernel && ln -sfn ../../core .typecheck/butterflyfx/core
-	MYPYPATH=.typecheck $(BIN)/mypy --strict --explicit-package-bases -p butterflyfx.kernel -p butterflyfx.core
+	mkdir -p .typecheck/butterflyfx && ln -sfn ../../kernel .typecheck/butterflyfx/kernel && ln -sfn ../../core .typecheck/butterflyfx/core && ln -sfn ../../interface .typecheck/butterflyfx/interface
+	MYPYPATH=.typecheck $(BIN)/mypy --strict --explicit-package-bases -p butterflyfx.kernel -p butterflyfx.core -p butterflyfx.interface
 
 pytest: $(STAMP)
 	$(BIN)/pytest

@@ -14,7 +14,7 @@ from typing import Any
 
 import httpx
 
-from butterflyfx.interface.machine import models, runtime
+from butterflyfx.interface.machine import access, models, runtime
 
 from .calls import Call, call, without_none
 from .retry import RetryPolicy
@@ -83,10 +83,11 @@ class Api(ABC):
         return self._login_call(*self._credentials)
 
     def _login_call(self, username: str, password: str) -> Call:
-        return call("login", body={"username": username, "password": password}, then=self._keep)
+        body = {"username": username, "password": password}
+        return call("login", body=body, model=access.LoginAnswer, then=self._keep)
 
-    def _keep(self, answer: dict[str, Any]) -> dict[str, Any]:
-        self.token = str(answer["access_token"])
+    def _keep(self, answer: access.LoginAnswer) -> access.LoginAnswer:
+        self.token = answer.access_token
         return answer
 
     # -- substrates -------------------------------------------------------------------
@@ -358,24 +359,28 @@ class Api(ABC):
     # -- keys and login ---------------------------------------------------------------
 
     def list_keys(self) -> Any:
-        return self._run(call("list_keys", then=lambda answer: answer["keys"]))
+        """The tenant's keys (a list of :class:`access.ApiKeyBody`), revoked ones included."""
+        return self._run(call("list_keys", model=access.ApiKeyList, then=lambda body: body.keys))
 
     def create_key(
         self, tier: str | None = None, scopes: Sequence[str] | None = None, name: str | None = None
     ) -> Any:
-        """A new API key; the answer holds its secret, shown only this once."""
+        """A new API key (:class:`access.NewApiKeyBody`): its ``key`` is the secret, shown
+        only this once."""
         body = without_none(tier=tier, scopes=None if scopes is None else list(scopes), name=name)
-        return self._run(call("create_key", body=body))
+        return self._run(call("create_key", body=body, model=access.NewApiKeyBody))
 
     def get_key(self, key_id: str) -> Any:
-        return self._run(call("get_key", {"key_id": key_id}))
+        """One key of the tenant (:class:`access.ApiKeyBody`)."""
+        return self._run(call("get_key", {"key_id": key_id}, model=access.ApiKeyBody))
 
     def revoke_key(self, key_id: str) -> Any:
         return self._run(call("revoke_key", {"key_id": key_id}))
 
     def login(self, username: str, password: str) -> Any:
-        """Log in (auth.jwt): later requests send the token; when it expires (a 401), the
-        client logs in again once with these credentials and repeats the request."""
+        """Log in (auth.jwt) for a :class:`access.LoginAnswer`: later requests send its token;
+        when it expires (a 401), the client logs in again once with these credentials and
+        repeats the request."""
         self._credentials = (username, password)
         return self._run(self._login_call(username, password))
 

@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from butterflyfx.core.auth import ACTIONS, TIERS
+from butterflyfx.interface.machine.access import ApiKeyBody
 
 PREFIX = "sk-butterflyfx-"
 SECRET_BYTES = 32  # token_urlsafe(32): 43 URL-safe characters, 256 bits of randomness
@@ -125,18 +126,22 @@ class ApiKey:
     def revoked(self) -> bool:
         return self.revoked_at is not None
 
-    def public(self) -> dict[str, Any]:
+    def body(self) -> ApiKeyBody:
         """The key as lists and the API show it: never the secret, never its digest."""
-        return {
-            "id": self.id,
-            "tenant": self.tenant,
-            "tier": self.tier,
-            "scopes": list(self.scopes),
-            "name": self.name,
-            "created_at": _iso(self.created_at),
-            "last_used_at": _iso(self.last_used_at),
-            "revoked_at": _iso(self.revoked_at),
-        }
+        return ApiKeyBody(
+            id=self.id,
+            tenant=self.tenant,
+            tier=self.tier,
+            scopes=list(self.scopes),
+            name=self.name,
+            created_at=_iso(self.created_at),
+            last_used_at=_iso(self.last_used_at),
+            revoked_at=_iso(self.revoked_at),
+        )
+
+    def public(self) -> dict[str, Any]:
+        """:meth:`body` as a JSON-ready dict (what ``butterflyfx keys list --json`` prints)."""
+        return self.body().model_dump()
 
 
 @dataclass(frozen=True)

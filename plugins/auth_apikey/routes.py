@@ -9,13 +9,20 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from quart import Blueprint, Response, g, request
-from quart_schema import tag_blueprint
+from quart_schema import document_request, document_response, tag_blueprint
 
 from butterflyfx.core.auth import Principal, requires
 from butterflyfx.core.problems import Problem, ProblemError, invalid
+from butterflyfx.interface.machine.access import (
+    ApiKeyBody,
+    ApiKeyList,
+    CreateApiKey,
+    NewApiKeyBody,
+)
+from butterflyfx.interface.machine.models import NoContent, ProblemBody
 
 from .keys import (
     KEY_ID,
@@ -30,11 +37,23 @@ if TYPE_CHECKING:
     from .stores import KeyStorage
 
 PREFIX = "/api/v1/keys"
-FIELDS = ("tier", "scopes", "name")
+FIELDS = tuple(CreateApiKey.model_fields)  # tier, scopes, name
+F = TypeVar("F", bound=Callable[..., Any])
 
 
 def _json(value: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
     return Response(json.dumps(value), status, headers, content_type="application/json")
+
+
+def _problems(*statuses: int) -> Callable[[F], F]:
+    """Document the problem responses a route gives besides the guard's 401/403/429."""
+
+    def decorate(func: F) -> F:
+        for status in statuses:
+            func = document_response(ProblemBody, status)(func)
+        return func
+
+    return decorate
 
 
 def _refused(field: str, detail: str) -> ProblemError:
@@ -81,12 +100,16 @@ class KeyRoutes:
         bp.add_url_rule("/<key_id>", view_func=self.revoke_key, methods=["DELETE"])
         return bp
 
+    @document_response(ApiKeyList, 200)
     @requires("admin")
     async def list_keys(self) -> Response:
         """The caller's tenant's keys, revoked ones included; never a secret."""
         keys = await self.store().list(tenant=_principal().tenant)
-        return _json({"keys": [key.public() for key in keys]})
+        return _json(ApiKeyList(keys=[key.body() for key in keys]).model_dump())
 
+    @document_request(CreateApiKey)
+    @document_response(NewApiKeyBody, 201)
+    @_problems(400, 403, 415, 422)
     @requires("admin")
     async def create_key(self) -> Response:
         """A new key of the caller's tenant; the answer is the only time the key is shown."""
@@ -109,19 +132,25 @@ class KeyRoutes:
                 "scopes", f"this key cannot grant {', '.join(beyond)}: it lacks that scope"
             )
         issued = await self.store().create(principal.tenant, tier, scopes, name)
+        new = NewApiKeyBody(**issued.key.body().model_dump(), key=issued.secret)
         return _json(
-            {**issued.key.public(), "key": issued.secret},
+            new.model_dump(),
             201,
             {"Location": f"{PREFIX}/{issued.key.id}", "Cache-Control": "no-store"},
         )
 
+    @document_response(ApiKeyBody, 200)
+    @_problems(404)
     @requires("admin")
     async def get_key(self, key_id: str) -> Response:
+        """One key of the caller's tenant; another tenant's key id is 404."""
         key = await self.store().get(_checked_id(key_id), tenant=_principal().tenant)
         if key is None:
             raise _missing(key_id)
-        return _json(key.public())
+        return _json(key.body().model_dump())
 
+    @document_response(NoContent, 204)
+    @_problems(404)
     @requires("admin")
     async def revoke_key(self, key_id: str) -> Response:
         """Revoke a key of the caller's tenant: it is refused from the next request on."""

@@ -7,36 +7,21 @@ A wrong name and a wrong password get the same 401; too many failures a 429.
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import ValidationError
 from quart import Blueprint, Response, jsonify, request
 from quart_schema import document_request, document_response, tag_blueprint
 
 from butterflyfx.core.auth import open_route
 from butterflyfx.core.problems import Problem, ProblemError, invalid
+from butterflyfx.interface.machine.access import LoginAnswer, LoginRequest
 
-from .passwords import MAX_PASSWORD_CHARACTERS
 from .runtime import running
 from .settings import settings_of
 
 if TYPE_CHECKING:
     from butterflyfx.core.context import ServerContext
-
-
-class LoginRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True)
-
-    username: str = Field(min_length=1, max_length=256)
-    password: str = Field(min_length=1, max_length=MAX_PASSWORD_CHARACTERS)
-
-
-class LoginAnswer(BaseModel):
-    """What a login answers (the seed's format)."""
-
-    access_token: str = Field(description="an HS256 JWT; send it as Authorization: Bearer")
-    token_type: Literal["bearer"] = "bearer"
-    expires_in: int = Field(description="seconds the token stays valid")
 
 
 async def login_request() -> LoginRequest:
@@ -94,7 +79,7 @@ def login_blueprint(ctx: ServerContext) -> Blueprint:
         if auth is None:
             raise ProblemError(Problem(503, "unavailable", "Unavailable", "not started yet"))
         token = await auth.login(body.username, body.password, request.remote_addr or "unknown")
-        response = jsonify({"access_token": token, "token_type": "bearer", "expires_in": lifetime})
+        response = jsonify(LoginAnswer(access_token=token, expires_in=lifetime).model_dump())
         response.headers["Cache-Control"] = "no-store"  # RFC 6749, 5.1: tokens are not cached
         return response
 

@@ -12,8 +12,9 @@ import secrets
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
+from butterflyfx.interface.machine.access import MAX_PASSWORD_CHARACTERS
+
 MIN_PASSWORD_CHARACTERS = 8
-MAX_PASSWORD_CHARACTERS = 1024  # hashing is costly; nobody's password is longer
 _hasher = PasswordHasher()  # argon2id, with the library's current recommended costs
 _nobody: str | None = None
 

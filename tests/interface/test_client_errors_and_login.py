@@ -47,16 +47,16 @@ def test_no_key_or_a_wrong_key_is_unauthorized_and_a_narrow_one_forbidden(server
     with ButterflyFX(server.url, api_key="sk-butterflyfx-" + "W" * 43) as wrong:
         with pytest.raises(Unauthorized):
             wrong.stats()
-    with ButterflyFX(server.url, api_key=reader["key"]) as narrow:
+    with ButterflyFX(server.url, api_key=reader.key) as narrow:
         assert narrow.stats().substrates >= 0
         with pytest.raises(Forbidden) as refused:
             narrow.create_substrate("lambda", "lambda: 3")
 
     assert nobody.value.status == 401
     assert refused.value.status == 403 and "write" in refused.value.detail
-    assert client.get_key(reader["id"])["scopes"] == ["read"]
-    client.revoke_key(reader["id"])
-    assert client.get_key(reader["id"])["revoked_at"] is not None
+    assert client.get_key(reader.id).scopes == ["read"]
+    client.revoke_key(reader.id)
+    assert client.get_key(reader.id).revoked_at is not None
 
 
 def test_login_keeps_the_token_and_logs_in_again_once_when_it_is_refused(server, alice):
@@ -68,7 +68,7 @@ def test_login_keeps_the_token_and_logs_in_again_once_when_it_is_refused(server,
         read = client.get_substrate(made.substrate_id)
         renewed = client.token
 
-    assert answer["token_type"] == "bearer" and first == answer["access_token"]
+    assert answer.token_type == "bearer" and first == answer.access_token
     assert read == made
     assert renewed != first[:-4] + "AAAA"
     with ButterflyFX(server.url, retries=0) as wrong, pytest.raises(Unauthorized):

@@ -22,7 +22,7 @@ def key_of_tier(server, tier: str) -> tuple[str, str]:
     """A new key of ``tier``: its id and its secret."""
     with ButterflyFX(server.url, api_key=server.admin_key, retries=0) as admin:
         made = admin.create_key(tier=tier, name=f"{tier} client")
-    return made["id"], made["key"]
+    return made.id, made.key
 
 
 def statuses(server, path: str, at_least: int) -> list[int]:

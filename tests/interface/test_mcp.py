@@ -131,7 +131,7 @@ def test_a_key_without_write_gets_a_tool_error_naming_the_refusal(server, client
         return refused, allowed
 
     # The URL and key from the environment, as an MCP client config would give them.
-    env = {"BUTTERFLYFX_URL": server.url, "BUTTERFLYFX_API_KEY": reader["key"]}
+    env = {"BUTTERFLYFX_URL": server.url, "BUTTERFLYFX_API_KEY": reader.key}
     refused, allowed = drive(tmp_path / "mcp.log", story, env=env)
 
     text = error_text(refused)
