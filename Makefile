@@ -23,8 +23,12 @@ lint: $(STAMP)
 	mkdir -p .typecheck/butterflyfx && ln -sfn ../../kernel .typecheck/butterflyfx/kernel && ln -sfn ../../core .typecheck/butterflyfx/core && ln -sfn ../../interface .typecheck/butterflyfx/interface
 	MYPYPATH=.typecheck $(BIN)/mypy --strict --explicit-package-bases -p butterflyfx.kernel -p butterflyfx.core -p butterflyfx.interface
 
+# The suite runs on every core (pytest-xdist), a test file to a worker: a file's module-scoped
+# servers stay in one process. PYTEST_WORKERS=0 runs it in this process alone.
+PYTEST_WORKERS ?= auto
+
 pytest: $(STAMP)
-	$(BIN)/pytest
+	$(BIN)/pytest -n $(PYTEST_WORKERS) --dist loadfile
 
 # make bench: kernel, HTTP, graph and start-up benchmarks (see docs/performance.md). The HTTP rows:
 # BENCH_ENGINES=sqlite,postgres,redis (default) and BENCH_INSTANCES=2 (0: no two-instance row);
@@ -34,6 +38,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/http/run.py
 	$(BIN)/python bench/graph/run.py
 	$(BIN)/python bench/runtime/run.py
+	$(BIN)/python bench/cli/import_run.py
 
 # make serve ARGS="--port 9000 --workers 2": the server on the embedded defaults (data in ./butterflyfx-data)
 serve: $(STAMP)
