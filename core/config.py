@@ -18,6 +18,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 ENV_PREFIX = "BUTTERFLYFX_"
+CONFIG_FILE_VARIABLE = "BUTTERFLYFX_CONFIG_FILE"  # the config file `serve` and its workers read
 DEFAULT_PLUGINS = ["storage.sqlite", "graph.sql", "http", "auth.apikey", "auth.jwt", "ratelimit"]
 SECRET_WORDS = frozenset({"secret", "password", "passwd", "token", "key", "credential"})
 MASK = "********"

@@ -25,13 +25,12 @@ from typing import Any
 
 import structlog
 
-from butterflyfx.core.config import LoadedConfig, read_config
+from butterflyfx.core.config import CONFIG_FILE_VARIABLE, LoadedConfig, read_config
 from butterflyfx.core.context import ServerContext
 from butterflyfx.core.plugins import PluginError
 
 from .logs import LogFormat, configure_logging, install_access_log
 
-CONFIG_FILE_VARIABLE = "BUTTERFLYFX_CONFIG_FILE"
 OPTIONS_VARIABLE = "BUTTERFLYFX_SERVE_OPTIONS"
 
 Scope = MutableMapping[str, Any]

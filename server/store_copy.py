@@ -29,12 +29,9 @@ from typing import Any
 
 from butterflyfx.core.commands import CommandError
 from butterflyfx.core.config import read_config
-from butterflyfx.core.context import ServerContext
 from butterflyfx.core.plugins import await_maybe, call
 from butterflyfx.core.store import StoreUnavailable, SubstrateStore, TenantListing
 from butterflyfx.kernel import InvocationStats, Relationship, Substrate
-
-from .logs import configure_logging
 
 DEFAULT_BATCH = 1000
 MAX_BATCH = 5000  # one batch is one statement or script; SQLite takes up to 32,766 parameters
@@ -170,6 +167,8 @@ async def tenants_to_copy(source: SubstrateStore, named: Sequence[str] | None) -
 
 async def open_store(config_file: Path, role: str) -> tuple[SubstrateStore, str]:
     """The store the config file's storage plugin gives, opened; and that plugin's name."""
+    from butterflyfx.core.context import ServerContext  # the server's machinery: when run
+
     ctx = ServerContext.build(read_config(config_file, os.environ))
     for implementation in reversed(ctx.plugins.hook.butterflyfx_storage.get_hookimpls()):
         plugin = implementation.plugin_name
@@ -221,6 +220,8 @@ async def copy_between(args: argparse.Namespace) -> int:
 
 
 def run_copy(args: argparse.Namespace) -> int:
+    from .logs import configure_logging
+
     configure_logging("warning")  # stdout is for the counts
     if not 1 <= args.batch <= MAX_BATCH:
         raise CommandError(f"--batch must be 1 to {MAX_BATCH}, not {args.batch}")
