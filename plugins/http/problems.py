@@ -16,7 +16,7 @@ from typing import Any
 
 import structlog
 from pydantic import ValidationError
-from quart import Quart, Response, current_app, request
+from quart import Quart, Response, current_app, has_request_context, request, websocket
 from quart_schema import RequestSchemaValidationError
 from werkzeug.exceptions import HTTPException
 
@@ -65,12 +65,18 @@ def http_problem(status: int, detail: str, **extra: Any) -> Problem:
     return Problem(status, known[0], known[1], detail, extra)
 
 
+def incoming() -> Any:
+    """What is being answered: the HTTP request, or a WebSocket's handshake (a route
+    that does not exist, or refuses the handshake, is answered with a problem too)."""
+    return request if has_request_context() else websocket
+
+
 def problem_response(
     problem: Problem, instance: str | None = None, headers: Mapping[str, str] | None = None
 ) -> Response:
     """The response for ``problem``; ``instance`` defaults to the request's path."""
     if instance is None:
-        instance = request.path
+        instance = incoming().path
     return Response(
         dumps(problem.to_dict(instance)),
         problem.status,
@@ -162,8 +168,8 @@ async def on_store_unavailable(error: StoreUnavailable) -> Response:
     if said is None or now - said[0] >= OUTAGE_LOG_SECONDS:
         _outages_said[error.store] = (now, 0)
         log.warning(
-            "store_unavailable", request_id=request_id(), method=request.method,
-            path=request.path, store=error.store, error=error.reason,
+            "store_unavailable", request_id=request_id(), method=incoming().method,
+            path=incoming().path, store=error.store, error=error.reason,
             unlogged_since_last=said[1] if said else 0,
         )  # fmt: skip
     else:
@@ -180,13 +186,13 @@ async def on_http_exception(error: HTTPException) -> Response:
         return await on_unexpected(getattr(error, "original_exception", None) or error)
     headers: dict[str, str] = {}
     if status == 405:
-        detail = f"{request.method} is not allowed on {request.path}"
+        detail = f"{incoming().method} is not allowed on {incoming().path}"
         allowed = [value for name, value in error.get_headers() if name.lower() == "allow"]
         if allowed:
             headers["Allow"] = allowed[0]
             detail += f"; allowed: {allowed[0]}"
     elif status == 404:
-        detail = f"no route matches {request.path}"
+        detail = f"no route matches {incoming().path}"
     elif status == 413:
         limit = current_app.config["MAX_CONTENT_LENGTH"]
         return problem_response(
@@ -212,8 +218,8 @@ async def on_unexpected(error: BaseException) -> Response:
     log.error(
         "unhandled_error",
         request_id=request_id(),
-        method=request.method,
-        path=request.path,
+        method=incoming().method,
+        path=incoming().path,
         exc_info=error,
     )
     return problem_response(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import re
 
-from quart import request
+from quart import has_request_context, request, websocket
 
 HEADER = "X-Request-ID"
 SCOPE_KEY = "butterflyfx.request_id"
@@ -30,5 +30,7 @@ def new_request_id() -> str:
 
 
 def request_id() -> str | None:
-    """The id of the request being handled (set at the ASGI edge, see ``edge.py``)."""
-    return request.scope.get(SCOPE_KEY)  # type: ignore[return-value]
+    """The id of the request (or WebSocket handshake) being handled, set at the ASGI edge
+    (see ``edge.py``)."""
+    scope = request.scope if has_request_context() else websocket.scope
+    return scope.get(SCOPE_KEY)  # type: ignore[return-value]

@@ -117,6 +117,30 @@ def test_a_missing_or_unsafe_request_id_is_replaced_by_a_fresh_one(serve, given)
     serve(story)
 
 
+def test_a_websocket_handshake_on_a_route_that_does_not_exist_gets_a_404_problem(serve):
+    """``/api/v1/events`` on a server without the events plugin: a client is told the
+    route is not there, not given a 500."""
+    from quart.testing import WebsocketResponseError
+
+    async def handshake(client):
+        try:
+            async with client.websocket(f"{API}/events") as socket:
+                await socket.receive()
+        except WebsocketResponseError as refused:
+            return refused.response
+        raise AssertionError("the handshake was accepted")
+
+    async def story(client):
+        answer = await asyncio.wait_for(handshake(client), 10)  # a failing handler never answers
+        assert answer.status_code == 404
+        assert answer.content_type == "application/problem+json"
+        document = await answer.get_json(force=True)
+        assert document["detail"] == f"no route matches {API}/events"
+        assert document["instance"] == f"{API}/events"
+
+    serve(story)
+
+
 def test_a_128_character_request_id_is_still_echoed(serve):
     async def story(client):
         given = "A" * 128
