@@ -12,6 +12,7 @@ import httpx
 from .api import Api
 from .calls import Call, parse
 from .errors import unreachable
+from .events import AsyncEventStream, Kinds
 
 
 class AsyncButterflyFX(Api):
@@ -44,6 +45,12 @@ class AsyncButterflyFX(Api):
     async def close(self) -> None:
         """Close the pooled connections."""
         await self._http.aclose()
+
+    def events(self, kinds: Kinds = None) -> AsyncEventStream:
+        """Subscribe to the tenant's events: ``async with client.events(kinds) as stream:``
+        subscribes on entering, then ``async for event in stream`` yields each
+        :class:`~butterflyfx.interface.machine.events.EventBody`; see :mod:`~.events`."""
+        return AsyncEventStream(self, kinds)
 
     async def _run(self, request: Call) -> Any:
         response = await self._send(request)

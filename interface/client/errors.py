@@ -84,6 +84,33 @@ class ServerError(ButterflyFXError):
     """Any other 5xx: a fault on the server's side."""
 
 
+class StreamClosed(ButterflyFXError):
+    """The server ended an event stream it had accepted: ``code`` and ``reason`` are the
+    WebSocket close frame's (1008: the client fell behind; 1011: the server is shutting
+    down; 1006: the connection was lost without a close frame).
+
+    ``status`` is 101, the handshake's answer (Switching Protocols): the server did answer,
+    unlike the ``status`` 0 of :class:`Unavailable`. Reconnect, and catch up on what was
+    missed with the HTTP API: the stream does not replay.
+    """
+
+    def __init__(self, code: int, reason: str) -> None:
+        what = CLOSE_CODES.get(code, "the server closed it")
+        detail = f"{what} (close code {code})" + (f": {reason}" if reason else "")
+        super().__init__(101, "Stream closed", detail)
+        self.code = code
+        self.reason = reason
+
+
+CLOSE_CODES = {
+    1000: "the server ended the stream",
+    1001: "the server went away",
+    1006: "the connection was lost",
+    1008: "the client fell behind",
+    1011: "the server stopped the stream (shutting down, or a fault)",
+}
+
+
 BY_STATUS: dict[int, type[ButterflyFXError]] = {
     400: ValidationFailed,
     401: Unauthorized,

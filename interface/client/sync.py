@@ -11,6 +11,7 @@ import httpx
 from .api import Api
 from .calls import Call, parse
 from .errors import unreachable
+from .events import EventStream, Kinds
 
 
 class ButterflyFX(Api):
@@ -43,6 +44,13 @@ class ButterflyFX(Api):
     def close(self) -> None:
         """Close the pooled connections."""
         self._http.close()
+
+    def events(self, kinds: Kinds = None) -> EventStream:
+        """Subscribe to the tenant's events (the ``events`` plugin): an iterator of
+        :class:`~butterflyfx.interface.machine.events.EventBody`, from every event after this
+        returns; ``kinds`` (names, or one comma-separated string) narrows it. Use it as a
+        context manager to close the connection; see :mod:`~.events`."""
+        return EventStream(self, kinds)
 
     def _run(self, request: Call) -> Any:
         response = self._send(request)

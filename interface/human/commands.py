@@ -19,7 +19,7 @@ from butterflyfx.core.commands import CommandError
 from . import connection
 from .connection import KEY_VARIABLE, URL_VARIABLE
 
-HUMAN_COMMANDS = ("substrate", "rel", "query", "graph", "import", "export")
+HUMAN_COMMANDS = ("substrate", "rel", "query", "graph", "import", "export", "events")
 
 Action = Callable[[Any, argparse.Namespace], int]
 
@@ -86,9 +86,10 @@ def json_object(text: str | None, what: str) -> dict[str, Any]:
 
 
 def add_human_commands(commands: Any) -> None:
-    """Add ``substrate``, ``rel``, ``query``, ``graph``, ``import`` and ``export`` to the
-    ``butterflyfx`` commands."""
+    """Add ``substrate``, ``rel``, ``query``, ``graph``, ``import``, ``export`` and
+    ``events`` to the ``butterflyfx`` commands."""
     from .drawing import add_graph_command
+    from .events import add_events_command
     from .relations import add_query_commands, add_rel_commands
     from .substrates import add_substrate_commands
     from .transfer import add_transfer_commands
@@ -98,3 +99,4 @@ def add_human_commands(commands: Any) -> None:
     add_query_commands(commands)
     add_graph_command(commands)
     add_transfer_commands(commands)
+    add_events_command(commands)

@@ -2,7 +2,8 @@
 
 ``GET /api/v1/events`` (a WebSocket; see :mod:`.stream` for credentials) streams each event of
 the caller's tenant as one JSON text frame, ``Event.to_dict()``: ``{"kind", "tenant",
-"subject_id", "data", "at"}``. ``?kinds=substrate.created,relationship.created`` narrows
+"subject_id", "data", "at"}``, the body :class:`butterflyfx.interface.machine.events.EventBody`
+documents (the client parses each frame into it). ``?kinds=substrate.created,...`` narrows
 the stream. Each subscriber has a queue of ``buffer`` events; a client that falls further
 behind is dropped with close code 1008, and writers never wait for it.
 
