@@ -1,10 +1,13 @@
-"""``butterflyfx rel create|list|graph`` and ``butterflyfx query traverse|path|search|stats``."""
+"""``butterflyfx rel create|get|delete|list|graph`` and ``butterflyfx query
+traverse|path|search|stats``."""
 
 from __future__ import annotations
 
 import argparse
 import itertools
 from typing import Any
+
+from butterflyfx.core.commands import CommandError
 
 from . import render
 from .commands import json_object, leaf, pairs
@@ -25,14 +28,37 @@ def create(client: Any, args: argparse.Namespace) -> int:
     return 0
 
 
-def list_(client: Any, args: argparse.Namespace) -> int:
-    walk = client.incoming if args.incoming else client.outgoing
-    found = list(itertools.islice(walk(args.substrate_id, args.type), args.limit))
+def get(client: Any, args: argparse.Namespace) -> int:
+    found = client.get_relationship(args.relationship_id)
     if args.json:
         render.print_json(found)
     else:
-        way = "to" if args.incoming else "from"
-        title = f"{render.count(len(found), 'relationship')} {way} {args.substrate_id}"
+        render.fields(f"relationship {found.relationship_id}", found)
+    return 0
+
+
+def delete(client: Any, args: argparse.Namespace) -> int:
+    client.delete_relationship(args.relationship_id)
+    if not args.json:  # the API answers 204, no body: --json prints nothing
+        print(f"deleted {args.relationship_id}")
+    return 0
+
+
+def list_(client: Any, args: argparse.Namespace) -> int:
+    if args.substrate_id is None:  # every relationship of the tenant
+        if args.incoming:
+            raise CommandError("--incoming needs a substrate ID")
+        walk = client.list_relationships(types=args.type)
+        where = "in the tenant"
+    else:
+        side = client.incoming if args.incoming else client.outgoing
+        walk = side(args.substrate_id, args.type)
+        where = f"{'to' if args.incoming else 'from'} {args.substrate_id}"
+    found = list(itertools.islice(walk, args.limit))
+    if args.json:
+        render.print_json(found)
+    else:
+        title = f"{render.count(len(found), 'relationship')} {where}"
         render.table(title, render.RELATIONSHIP_COLUMNS, map(render.relationship_row, found))
     return 0
 
@@ -133,8 +159,15 @@ def add_rel_commands(commands: Any) -> None:
     made.add_argument("--meta", action="append", metavar="KEY=VALUE", help="repeatable")
     made.add_argument("--metadata", metavar="JSON", help="the metadata as a JSON object")
 
-    listed = leaf(sub, "list", list_, "the relationships from (or to) a substrate")
-    listed.add_argument("substrate_id", metavar="ID")
+    leaf(sub, "get", get, "show a relationship").add_argument("relationship_id", metavar="ID")
+    leaf(sub, "delete", delete, "delete a relationship").add_argument(
+        "relationship_id", metavar="ID"
+    )
+
+    listed = leaf(
+        sub, "list", list_, "the relationships from (or to) a substrate; without ID, all of them"
+    )
+    listed.add_argument("substrate_id", metavar="ID", nargs="?")
     listed.add_argument("--incoming", action="store_true", help="those to it, not from it")
     listed.add_argument("--type", metavar="TYPES", help="only these types (comma-separated)")
     listed.add_argument("--limit", type=int, metavar="N", help="at most N (default: all)")

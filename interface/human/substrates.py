@@ -1,4 +1,4 @@
-"""``butterflyfx substrate create|get|list|delete|divide|invoke|multiply``."""
+"""``butterflyfx substrate create|get|list|update|delete|divide|invoke|multiply``."""
 
 from __future__ import annotations
 
@@ -40,6 +40,19 @@ def list_(client: Any, args: argparse.Namespace) -> int:
         rows = (render.substrate_row(s) for s in found)
         render.table(render.count(len(found), "substrate"), render.SUBSTRATE_COLUMNS, rows)
     return 0
+
+
+def update(client: Any, args: argparse.Namespace) -> int:
+    """Merge metadata into the substrate's (RFC 7396): ``--meta``/``--metadata`` set keys,
+    ``--remove`` drops them."""
+    patch: dict[str, Any] = {
+        **json_object(args.metadata, "--metadata"),
+        **pairs(args.meta, "--meta"),
+        **dict.fromkeys(args.remove or []),
+    }
+    if not patch:
+        raise CommandError("give --meta, --metadata or --remove: there is nothing to change")
+    return show_substrate(client.update_substrate(args.substrate_id, patch), args)
 
 
 def delete(client: Any, args: argparse.Namespace) -> int:
@@ -104,6 +117,14 @@ def add_substrate_commands(commands: Any) -> None:
     listed = leaf(sub, "list", list_, "list the tenant's substrates, oldest id first")
     listed.add_argument("--limit", type=int, metavar="N", help="at most N (default: all)")
     listed.add_argument("--page-size", type=int, metavar="N", help="substrates per request")
+
+    changed = leaf(sub, "update", update, "change a substrate's metadata (its code never changes)")
+    changed.add_argument("substrate_id", metavar="ID")
+    changed.add_argument("--meta", action="append", metavar="KEY=VALUE",
+                         help="set an entry (VALUE is JSON or a string); repeatable")  # fmt: skip
+    changed.add_argument("--metadata", metavar="JSON", help="entries to set, as a JSON object")
+    changed.add_argument("--remove", action="append", metavar="KEY",
+                         help="remove a metadata entry; repeatable")  # fmt: skip
 
     leaf(sub, "delete", delete, "delete a substrate").add_argument("substrate_id", metavar="ID")
     leaf(sub, "divide", divide, "the nine dimensions of a substrate").add_argument(

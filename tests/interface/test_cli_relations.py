@@ -134,3 +134,32 @@ def test_graph_draws_the_neighbourhood_as_dot_and_mermaid(cli, chain):
     assert m_nodes == set(nodes)
     assert {(wall, "-->", "part_to_whole", room), (garden, "<-->", "adjacency", wall)} <= m_edges
     assert len(mermaid) == 2 + len(m_nodes) + len(m_edges)
+
+
+def test_a_relationship_is_shown_listed_with_all_the_others_and_deleted(cli, client):
+    made = [client.create_substrate("lambda", f"lambda **kw: {n} - 1").substrate_id for n in (7, 8)]
+    first = RelationshipBody.model_validate(
+        answer(cli("rel", "create", made[0], made[1], "dependency", "--json"))
+    )
+    shown = cli("rel", "get", first.relationship_id)
+    assert shown.returncode == 0, shown.stderr
+    assert first.relationship_id in shown.stdout and "dependency" in shown.stdout
+    assert (
+        RelationshipBody.model_validate(answer(cli("rel", "get", first.relationship_id, "--json")))
+        == first
+    )
+
+    everything = answer(cli("rel", "list", "--json"))  # no ID: every relationship of the tenant
+    assert first.relationship_id in [r["relationship_id"] for r in everything]
+    assert len(everything) == client.stats().relationships.total
+    dependencies = answer(cli("rel", "list", "--type", "dependency", "--json"))
+    assert {r["relationship_type"] for r in dependencies} == {"dependency"}
+    table = cli("rel", "list")
+    assert f"{len(everything)} relationship" in table.stdout and "in the tenant" in table.stdout
+    refused = cli("rel", "list", "--incoming")
+    assert refused.returncode == 2 and "--incoming needs a substrate ID" in refused.stderr
+
+    gone = cli("rel", "delete", first.relationship_id)
+    assert gone.returncode == 0 and f"deleted {first.relationship_id}" in gone.stdout
+    missing = cli("rel", "get", first.relationship_id)
+    assert missing.returncode == 1 and "404" in missing.stderr

@@ -127,3 +127,18 @@ def test_the_server_and_key_come_from_the_environment_or_a_profile(server, tmp_p
     flag_wins = butterflyfx("query", "stats", "--json", "--url", server.url,
                             "--key", server.admin_key, env=env)  # fmt: skip
     assert "substrates" in answer(flag_wins)  # over the default profile's dead URL
+
+
+def test_metadata_is_set_and_removed_by_update_and_the_code_stays(cli, client):
+    made = client.create_substrate("lambda", "lambda **kw: kw.get('t', 0) * 9 / 5 + 32",
+                                   {"name": "fahrenheit", "draft": True})  # fmt: skip
+    changed = SubstrateBody.model_validate(
+        answer(cli("substrate", "update", made.substrate_id, "--meta", "unit=F",
+                   "--metadata", '{"precision": 2}', "--remove", "draft", "--json"))
+    )  # fmt: skip
+    assert changed.metadata == {"name": "fahrenheit", "unit": "F", "precision": 2}
+    assert changed.expression_code == made.expression_code
+    assert client.get_substrate(made.substrate_id).metadata == changed.metadata
+
+    nothing = cli("substrate", "update", made.substrate_id)
+    assert nothing.returncode == 2 and "nothing to change" in nothing.stderr
