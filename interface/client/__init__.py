@@ -18,6 +18,7 @@ from .errors import (
     Unavailable,
     ValidationFailed,
 )
+from .profiles import ProfileError
 from .retry import RetryPolicy
 from .sync import ButterflyFX
 
@@ -29,6 +30,7 @@ __all__ = [
     "Conflict",
     "Forbidden",
     "NotFound",
+    "ProfileError",
     "RateLimited",
     "RetryPolicy",
     "ServerError",

@@ -10,12 +10,13 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import Any, Self
 
 import httpx
 
 from butterflyfx.interface.machine import access, models, runtime
 
+from . import profiles
 from .calls import Call, call, without_none
 from .retry import RetryPolicy
 
@@ -47,6 +48,16 @@ class Api(ABC):
         self.timeout = timeout
         self.policy = RetryPolicy(retries=retries, backoff=backoff, deadline=deadline)
         self._credentials: tuple[str, str] | None = None
+
+    @classmethod
+    def from_env(cls, profile: str | None = None, **options: Any) -> Self:
+        """A client of the server and key the environment names (``BUTTERFLYFX_URL``,
+        ``BUTTERFLYFX_API_KEY``), else the profile (``profile``, ``$BUTTERFLYFX_PROFILE`` or
+        ``default``) of the profile file the ``butterflyfx`` commands read; see
+        :mod:`~.profiles`. ``options`` are the constructor's. Raises
+        :class:`~.profiles.ProfileError` for a missing profile or an unreadable file."""
+        target = profiles.resolve(profile=profile)
+        return cls(target.url, target.key, **options)
 
     # -- what the subclasses provide -------------------------------------------------
 

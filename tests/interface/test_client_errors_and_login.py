@@ -3,6 +3,8 @@ kept, and a refused token is replaced by logging in again once."""
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from butterflyfx.interface.client import (
@@ -86,3 +88,34 @@ def free_port() -> int:
     from butterflyfx.testing.process import free_port as pick
 
     return pick()
+
+
+def test_from_env_finds_the_server_in_the_environment_or_a_profile(server, tmp_path, monkeypatch):
+    from butterflyfx.interface.client import AsyncButterflyFX, ProfileError
+
+    profiles = tmp_path / "profile.toml"
+    profiles.write_text(
+        f'[default]\nurl = "http://127.0.0.1:9"\n\n'
+        f'[local]\nurl = "{server.url}"\nkey = "{server.admin_key}"\n',
+        encoding="utf-8",
+    )
+    monkeypatch.setenv("BUTTERFLYFX_PROFILE_FILE", str(profiles))
+    monkeypatch.delenv("BUTTERFLYFX_URL", raising=False)
+    monkeypatch.delenv("BUTTERFLYFX_API_KEY", raising=False)
+    monkeypatch.delenv("BUTTERFLYFX_PROFILE", raising=False)
+
+    with ButterflyFX.from_env("local", retries=0) as client:
+        assert client.stats().substrates >= 0  # the key of the profile is accepted
+    with ButterflyFX.from_env() as nowhere:  # the default profile
+        assert nowhere.base_url == "http://127.0.0.1:9" and nowhere.api_key is None
+
+    monkeypatch.setenv("BUTTERFLYFX_URL", server.url)  # the environment wins over a profile
+    monkeypatch.setenv("BUTTERFLYFX_API_KEY", server.admin_key)
+    chosen = AsyncButterflyFX.from_env()
+    assert chosen.base_url == server.url
+    asyncio.run(chosen.close())
+    with ButterflyFX.from_env() as client:
+        assert client.health().status == "ok" and client.api_key == server.admin_key
+
+    with pytest.raises(ProfileError, match="no profile 'staging'"):
+        ButterflyFX.from_env("staging")
