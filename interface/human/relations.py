@@ -21,27 +21,16 @@ def create(client: Any, args: argparse.Namespace) -> int:
         args.source_id, args.target_id, args.relationship_type,
         bidirectional=args.bidirectional, weight=args.weight, metadata=metadata or None,
     )  # fmt: skip
-    if args.json:
-        render.print_json(made)
-    else:
-        render.fields(f"relationship {made.relationship_id}", made)
-    return 0
+    return render.one("relationship", made, args.json)
 
 
 def get(client: Any, args: argparse.Namespace) -> int:
-    found = client.get_relationship(args.relationship_id)
-    if args.json:
-        render.print_json(found)
-    else:
-        render.fields(f"relationship {found.relationship_id}", found)
-    return 0
+    return render.one("relationship", client.get_relationship(args.relationship_id), args.json)
 
 
 def delete(client: Any, args: argparse.Namespace) -> int:
     client.delete_relationship(args.relationship_id)
-    if not args.json:  # the API answers 204, no body: --json prints nothing
-        print(f"deleted {args.relationship_id}")
-    return 0
+    return render.deleted(args.relationship_id, args.json)
 
 
 def list_(client: Any, args: argparse.Namespace) -> int:

@@ -63,6 +63,23 @@ def fields(title: str, model: BaseModel) -> None:
     table(title, ["field", "value"], ([name, value] for name, value in plain(model).items()))
 
 
+def one(kind: str, model: Any, as_json: bool) -> int:
+    """Show one substrate or relationship (``kind``): its JSON, or its fields as a table
+    titled with its id; exit code 0."""
+    if as_json:
+        print_json(model)
+    else:
+        fields(f"{kind} {getattr(model, f'{kind}_id')}", model)
+    return 0
+
+
+def deleted(identifier: str, as_json: bool) -> int:
+    """Say what was deleted; with ``--json`` nothing, as the API's 204 has no body."""
+    if not as_json:
+        print(f"deleted {identifier}")
+    return 0
+
+
 SUBSTRATE_COLUMNS = ["substrate_id", "type", "name", "version", "created_at"]
 
 

@@ -25,11 +25,7 @@ def get(client: Any, args: argparse.Namespace) -> int:
 
 
 def show_substrate(substrate: Any, args: argparse.Namespace) -> int:
-    if args.json:
-        render.print_json(substrate)
-    else:
-        render.fields(f"substrate {substrate.substrate_id}", substrate)
-    return 0
+    return render.one("substrate", substrate, args.json)
 
 
 def list_(client: Any, args: argparse.Namespace) -> int:
@@ -57,9 +53,7 @@ def update(client: Any, args: argparse.Namespace) -> int:
 
 def delete(client: Any, args: argparse.Namespace) -> int:
     client.delete_substrate(args.substrate_id)
-    if not args.json:  # the API answers 204, no body: --json prints nothing
-        print(f"deleted {args.substrate_id}")
-    return 0
+    return render.deleted(args.substrate_id, args.json)
 
 
 def divide(client: Any, args: argparse.Namespace) -> int:
