@@ -4,13 +4,16 @@ One JSON object a line: ``{"kind": "substrate", ...}`` with the fields of a subs
 API sends them, then ``{"kind": "relationship", ...}`` likewise (export writes every
 substrate before any relationship, so an import creates what a relationship names first).
 
-Import sends the lines ``--batch`` at a time (100 by default, 500 at most) as at most two
-batch requests, the batch's substrates first, then its relationships; creates are
-content-addressed, so a line sent twice names the same substrate or relationship. After
+Import reads the lines as it goes (``-`` reads standard input, so ``butterflyfx export |
+butterflyfx import -`` copies a tenant between servers) and sends them ``--batch`` at a
+time (100 by default, 500 at most) as at most two batch requests, the batch's substrates
+first, then its relationships; creates are content-addressed, so a line sent twice names
+the same substrate or relationship. After
 each batch it writes how many lines are done to ``FILE.checkpoint``; ``--resume`` starts
 after them (a lost connection stops the import at the last whole batch). A line that fails
 (not JSON, refused by the server) is written with its line number and error to
-``FILE.failed`` and the others go on; the exit code is then 1. A progress bar shows on
+``FILE.failed`` (``--failures``; ``import.failed`` for standard input, which has no
+checkpoint) and the others go on; the exit code is then 1. A progress bar shows on
 stderr when stderr is a terminal, and a summary line after it; ``--json`` prints the
 counts on stdout too (export's stdout is the NDJSON).
 """
@@ -19,9 +22,10 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import itertools
 import json
 import sys
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -80,6 +84,7 @@ def _write(target: IO[str], kind: str, model: Any) -> None:
 
 
 MAX_BATCH = 500  # items the server takes in one batch request
+STDIN = "-"
 SUBSTRATE_FIELDS = ("expression_type", "expression_code", "metadata")
 RELATIONSHIP_FIELDS = (
     "source_id", "target_id", "relationship_type", "bidirectional", "weight", "metadata",
@@ -193,41 +198,65 @@ class Importer:
             self._pending.clear()
 
 
+def _batches(lines: Iterable[str], start: int, size: int) -> Iterator[tuple[int, list[str]]]:
+    """``(lines before it, its lines)`` for each batch of ``size`` lines after the first
+    ``start``, read as they are needed: a file of any size is never held whole."""
+    remaining = iter(lines)
+    first = sum(1 for _ in itertools.islice(remaining, start))
+    while chunk := [line.rstrip("\r\n") for line in itertools.islice(remaining, size)]:
+        yield first, chunk
+        first += len(chunk)
+
+
+def _opened(name: str, stack: contextlib.ExitStack) -> tuple[IO[str], int | None]:
+    """The lines to import (stdin for ``-``) and how many there are (None: unknown)."""
+    if name == STDIN:
+        return sys.stdin, None
+    try:
+        with open(name, encoding="utf-8") as counting:  # a first pass, for the progress bar
+            total = sum(1 for _ in counting)
+        return stack.enter_context(open(name, encoding="utf-8")), total
+    except OSError as error:
+        raise CommandError(f"cannot read {name}: {error}") from error
+
+
 def import_(client: Any, args: argparse.Namespace) -> int:
     if not 1 <= args.batch <= MAX_BATCH:
         raise CommandError(f"--batch must be from 1 to {MAX_BATCH}")
-    source = Path(args.file)
-    checkpoint = Path(f"{source}.checkpoint")
-    failures = Path(f"{source}.failed")
-    try:
-        lines = source.read_text(encoding="utf-8").splitlines()
-    except OSError as error:
-        raise CommandError(f"cannot read {source}: {error}") from error
-    start = _done(checkpoint) if args.resume else 0
+    from_stdin = args.file == STDIN
+    if from_stdin and args.resume:
+        raise CommandError("--resume needs a FILE: standard input cannot be read again")
+    checkpoint = None if from_stdin else Path(f"{args.file}.checkpoint")
+    failures = Path(args.failures or ("import.failed" if from_stdin else f"{args.file}.failed"))
+    start = _done(checkpoint) if checkpoint and args.resume else 0
     failures.unlink(missing_ok=True)
     importer = Importer(client, failures)
-    with progress(source.name, len(lines) - start, args.no_progress) as advance:
-        for first in range(start, len(lines), args.batch):
-            last = min(first + args.batch, len(lines))
-            batch = Batch()
-            for number in range(first + 1, last + 1):
-                text = lines[number - 1]
-                if text.strip():
-                    try:
-                        _sort(batch, number, text)
-                    except ValueError as error:  # JSONDecodeError is one
-                        importer.fail(number, text, error)
-            try:
-                importer.run(batch)
-            except Exception:
-                _save(checkpoint, first)  # the batches before this one are whole
-                raise
-            finally:
-                importer.flush()
-            _save(checkpoint, last)
-            for _ in range(first, last):
-                advance()
-    _save(checkpoint, len(lines))
+    done = start
+    with contextlib.ExitStack() as stack:
+        source, total = _opened(args.file, stack)
+        name = "stdin" if from_stdin else Path(args.file).name
+        left = None if total is None else max(total - start, 0)
+        with progress(name, left, args.no_progress) as advance:
+            for first, lines in _batches(source, start, args.batch):
+                batch = Batch()
+                for number, text in enumerate(lines, first + 1):
+                    if text.strip():
+                        try:
+                            _sort(batch, number, text)
+                        except ValueError as error:  # JSONDecodeError is one
+                            importer.fail(number, text, error)
+                try:
+                    importer.run(batch)
+                except Exception:
+                    _save(checkpoint, first)  # the batches before this one are whole
+                    raise
+                finally:
+                    importer.flush()
+                done = first + len(lines)
+                _save(checkpoint, done)
+                for _ in lines:
+                    advance()
+    _save(checkpoint, done)
     made, failed = importer.made, importer.failed
     skipped = f" (the first {start} lines were done before)" if start else ""
     summary = (
@@ -252,8 +281,9 @@ def _done(checkpoint: Path) -> int:
         raise CommandError(f"{checkpoint} does not hold a line count") from error
 
 
-def _save(checkpoint: Path, lines: int) -> None:
-    checkpoint.write_text(f"{lines}\n", encoding="utf-8")
+def _save(checkpoint: Path | None, lines: int) -> None:
+    if checkpoint is not None:  # stdin has none: it cannot be read again
+        checkpoint.write_text(f"{lines}\n", encoding="utf-8")
 
 
 def add_transfer_commands(commands: Any) -> None:
@@ -264,9 +294,12 @@ def add_transfer_commands(commands: Any) -> None:
 
     imported = leaf(commands, "import", import_, "create what an NDJSON file describes",
                     description=__doc__.split("\n\n", 1)[1].replace("\n", " "))  # fmt: skip
-    imported.add_argument("file", metavar="FILE")
+    imported.add_argument("file", metavar="FILE", help="the NDJSON file; - reads standard input")
     imported.add_argument("--batch", type=int, default=100, metavar="N",
                           help=f"lines a batch request holds, and between checkpoints "
                                f"(default 100, at most {MAX_BATCH})")  # fmt: skip
     imported.add_argument("--resume", action="store_true", help="start after FILE.checkpoint")
+    imported.add_argument("--failures", metavar="FILE",
+                          help="where failed lines go (default FILE.failed; import.failed "
+                               "for standard input)")  # fmt: skip
     imported.add_argument("--no-progress", action="store_true", help="no progress bar")

@@ -173,3 +173,27 @@ def test_a_batch_larger_than_the_server_takes_is_a_usage_error(other, tmp_path):
     done = butterflyfx(other, "import", str(source), "--batch", "501")
     assert done.returncode == 2
     assert done.stderr == "butterflyfx: --batch must be from 1 to 500\n"
+
+
+def test_export_piped_into_import_copies_a_tenant_between_servers(server, other, client, tmp_path):
+    made = client.create_substrate("lambda", "lambda **kw: kw.get('km', 0) * 0.621371",
+                                   {"name": "miles"})  # fmt: skip
+    source = [COMMAND, "export", "--url", server.url, "--key", str(server.admin_key)]
+    target = [COMMAND, "import", "-", "--json", "--url", other.url, "--key", str(other.admin_key)]
+    environment = {**os.environ, "NO_COLOR": "1"}
+    with subprocess.Popen(source, stdout=subprocess.PIPE, env=environment) as exporting:
+        imported = subprocess.run(
+            target, stdin=exporting.stdout, capture_output=True, text=True,
+            timeout=TIMEOUT, cwd=tmp_path, env=environment,
+        )  # fmt: skip
+    assert exporting.returncode == 0 and imported.returncode == 0, imported.stderr
+    counts = json.loads(imported.stdout)
+    everything = client.stats()
+    assert counts["substrates"] == everything.substrates
+    assert counts["relationships"] == everything.relationships.total
+    with ButterflyFX(other.url, api_key=other.admin_key, retries=0) as copy:
+        assert copy.get_substrate(made.substrate_id).metadata == {"name": "miles"}
+    assert not (tmp_path / "import.failed").exists() and not list(tmp_path.glob("*.checkpoint"))
+
+    again = butterflyfx(other, "import", "-", "--resume")
+    assert again.returncode == 2 and "--resume needs a FILE" in again.stderr
