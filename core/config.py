@@ -364,5 +364,11 @@ def _masked_value(value: Any, secret: bool) -> Any:
     if secret and isinstance(value, str) and value:  # counts and switches are not secrets
         return MASK
     if isinstance(value, str):  # a password inside a URL: postgresql://user:pw@host/db
-        return _URL_PASSWORD.sub(lambda m: f"{m['head']}{MASK}@", value)
+        return hide_url_passwords(value)
     return value
+
+
+def hide_url_passwords(text: str, mask: str = MASK) -> str:
+    """``text`` with the password of every URL in it (``postgresql://user:pw@host``)
+    replaced by ``mask``."""
+    return _URL_PASSWORD.sub(lambda m: f"{m['head']}{mask}@", text)

@@ -17,15 +17,14 @@ requests that needed it; the pool reconnects by itself once it is back.
 
 from __future__ import annotations
 
-import re
 from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import urlsplit
 
 import asyncpg
 
+from butterflyfx.core.sql import PLAIN_NAME, masked_dsn, quoted, server_place
 from butterflyfx.core.store import StoreUnavailable
 
 from .users import COLUMNS, User, UserRefused, checked_user
@@ -58,7 +57,6 @@ VERSIONS = (
 # pg_advisory_xact_lock(LOCK_CLASS, hashtext(schema)): the key storage.postgres takes for
 # its migrations, so everything created in one schema is created one plugin at a time.
 LOCK_CLASS = 0x42FF
-SCHEMA_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
 MAX_POOL = 4  # connections per worker by default: a token's check is one indexed read
 CONNECT_TIMEOUT = 10.0  # seconds to connect, or to wait for a pooled connection
 COMMAND_TIMEOUT = 10.0  # seconds a statement may run
@@ -79,15 +77,6 @@ SELECT = f"SELECT {COLUMNS} FROM jwt_users"
 
 class UserDatabaseError(Exception):
     """The users database cannot be used; the message names it and says why."""
-
-
-def masked_dsn(dsn: str) -> str:
-    """The URL with its password replaced by ``***``."""
-    return re.sub(r"(//[^:/@]*:)[^@/]*@", r"\1***@", dsn)
-
-
-def quoted(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
 
 
 def _user(row: Any) -> User:
@@ -111,7 +100,7 @@ class PostgresUserStore:
     def __init__(
         self, dsn: str, *, schema: str = "butterflyfx_auth", max_pool: int = MAX_POOL
     ) -> None:
-        if not SCHEMA_NAME.fullmatch(schema):
+        if not PLAIN_NAME.fullmatch(schema):
             raise ValueError(f"schema must be a plain PostgreSQL name, not {schema!r}")
         if max_pool < 1:
             raise ValueError("max_pool must be at least 1")
@@ -121,12 +110,7 @@ class PostgresUserStore:
     @property
     def where(self) -> str:
         """host:port/database, schema S (never the password)."""
-        try:
-            parts = urlsplit(self.dsn)
-            place = f"{parts.hostname or 'localhost'}:{parts.port or 5432}{parts.path or ''}"
-        except ValueError:
-            place = masked_dsn(self.dsn)
-        return f"{place}, schema {self.schema}"
+        return f"{server_place(self.dsn)}, schema {self.schema}"
 
     def __repr__(self) -> str:
         return f"PostgresUserStore({self.where!r})"

@@ -20,10 +20,11 @@ from pydantic import ConfigDict, Field, model_validator
 from butterflyfx.core.config import StrictModel
 from butterflyfx.core.health import PluginHealth
 from butterflyfx.core.hookspecs import hookimpl
+from butterflyfx.core.sql import masked_dsn
 from butterflyfx.core.store import StoreUnavailable
 
 from .layout import MAX_PARTITIONS, Layout
-from .store import DEFAULT_DSN, PostgresStore, PostgresStoreError, masked_dsn
+from .store import DEFAULT_DSN, PostgresStore, PostgresStoreError
 
 if TYPE_CHECKING:
     from butterflyfx.core.context import ServerContext

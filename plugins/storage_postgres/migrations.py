@@ -13,6 +13,8 @@ from collections.abc import Sequence
 
 import asyncpg
 
+from butterflyfx.core.sql import quoted
+
 from .layout import PLAIN, SETTINGS_TABLE, Layout, check_layout
 
 Migration = tuple[str, ...]
@@ -88,11 +90,6 @@ LOCK_CLASS = 0x42FF
 
 class SchemaTooNew(Exception):
     """The schema was migrated by a newer ButterflyFX than this one."""
-
-
-def quoted(name: str) -> str:
-    """A schema name as a PostgreSQL identifier (names are checked before they get here)."""
-    return '"' + name.replace('"', '""') + '"'
 
 
 async def schema_version(db: asyncpg.Connection) -> int:

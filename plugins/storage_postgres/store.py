@@ -23,11 +23,11 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequenc
 from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import Any, TypeVar
-from urllib.parse import urlsplit
 
 import asyncpg
 
 from butterflyfx.core.matching import matches
+from butterflyfx.core.sql import PLAIN_NAME, masked_dsn, quoted, server_place
 from butterflyfx.core.store import (
     Direction,
     MissingEnd,
@@ -45,7 +45,7 @@ from butterflyfx.kernel import (
 )
 
 from .layout import PLAIN, Layout, LayoutMismatch
-from .migrations import Migration, SchemaTooNew, migrate, migrations_for, quoted, schema_version
+from .migrations import Migration, SchemaTooNew, migrate, migrations_for, schema_version
 from .rows import (
     ADD_INVOCATIONS,
     COLUMNS,
@@ -71,7 +71,6 @@ from .search import conditions, storable
 
 T = TypeVar("T")
 DEFAULT_DSN = "postgresql://postgres@127.0.0.1:5432/test"
-SCHEMA_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
 SEARCH_BATCH = 256  # rows read at a time when Python must confirm what SQL narrowed
 HEALTH_TIMEOUT = 5.0  # seconds readiness waits for the database before it reports it down
 PLUGIN = "storage.postgres"
@@ -93,11 +92,6 @@ _PLACEHOLDER = re.compile(r"'(?:[^']|'')*'|\"(?:[^\"]|\"\")*\"|\?")
 
 class PostgresStoreError(Exception):
     """The database cannot be used; the message names the server and says why."""
-
-
-def masked_dsn(dsn: str) -> str:
-    """The DSN with its password replaced by ``***``."""
-    return re.sub(r"(//[^:/@]*:)[^@/]*@", r"\1***@", dsn)
 
 
 def numbered(sql: str) -> str:
@@ -167,7 +161,7 @@ class PostgresStore:
         layout: Layout = PLAIN,
         migrations: Sequence[Migration] | None = None,
     ) -> None:
-        if not SCHEMA_NAME.fullmatch(schema):
+        if not PLAIN_NAME.fullmatch(schema):
             raise ValueError(f"schema must be a plain PostgreSQL name, not {schema!r}")
         if not 0 <= min_pool <= max_pool or max_pool < 1:
             raise ValueError("the pool needs 0 <= min_pool <= max_pool and max_pool >= 1")
@@ -186,11 +180,7 @@ class PostgresStore:
     @property
     def where(self) -> str:
         """host:port/database of the DSN, password masked (for messages)."""
-        try:
-            parts = urlsplit(self.dsn)
-            return f"{parts.hostname or 'localhost'}:{parts.port or 5432}{parts.path or ''}"
-        except ValueError:
-            return masked_dsn(self.dsn)
+        return server_place(self.dsn)
 
     # -- opening and closing ------------------------------------------------------
     async def open(self) -> None:
