@@ -56,24 +56,22 @@ def export(client: Any, args: argparse.Namespace) -> int:
             target = stack.enter_context(open(args.output, "w", encoding="utf-8"))
         else:
             target = sys.stdout
-        total = client.stats().substrates
-        substrates: list[str] = []
-        with progress("substrates", total, args.no_progress) as advance:
+        counts = client.stats()  # the progress bars' totals
+        substrates = relationships = 0
+        with progress("substrates", counts.substrates, args.no_progress) as advance:
             for substrate in client.list_substrates():
                 _write(target, "substrate", substrate)
-                substrates.append(substrate.substrate_id)
+                substrates += 1
                 advance()
-        written = 0
         # The list holds each relationship once, bidirectional ones too.
-        total_relationships = client.stats().relationships.total
-        with progress("relationships", total_relationships, args.no_progress) as advance:
+        with progress("relationships", counts.relationships.total, args.no_progress) as advance:
             for relationship in client.list_relationships():
                 _write(target, "relationship", relationship)
-                written += 1
+                relationships += 1
                 advance()
     summary = (
-        f"exported {render.count(len(substrates), 'substrate')} and "
-        f"{render.count(written, 'relationship')}"
+        f"exported {render.count(substrates, 'substrate')} and "
+        f"{render.count(relationships, 'relationship')}"
     )
     print(f"butterflyfx: {summary}", file=sys.stderr)
     return 0
